@@ -1,0 +1,11 @@
+"""The ``trax`` command line: a thin layer over the library.
+
+Only click is imported at start-up; every command imports what it needs when
+it runs, so ``trax --help`` and ``trax list`` answer quickly.
+"""
+
+from __future__ import annotations
+
+from trax.cli.main import cli, main
+
+__all__ = ["cli", "main"]

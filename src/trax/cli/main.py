@@ -1,0 +1,414 @@
+"""Command definitions. Heavy imports live inside the commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from trax.core import Transcript
+    from trax.pipeline import FileResult
+    from trax.store import SqlTranscriptStore
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+class Context:
+    def __init__(self, database_url: str | None) -> None:
+        self.database_url = database_url
+
+    def store(self) -> SqlTranscriptStore:
+        from trax.store import DatabaseError, SqlTranscriptStore, open_database
+
+        try:
+            database = open_database(self.database_url)
+            database.ensure_schema()
+        except DatabaseError as exc:
+            fail(str(exc))
+        return SqlTranscriptStore(database)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "database_url",
+    envvar="TRAX_DATABASE_URL",
+    metavar="URL",
+    help="Database URL (default: SQLite in the user data folder; or postgresql://…).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="trax")
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, verbose: int) -> None:
+    """Trax: transcribe any audio or video into stored, searchable transcripts."""
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if verbose < 2:
+        # faster-whisper logs every VAD pass at INFO; that is noise at -v.
+        logging.getLogger("faster_whisper").setLevel(max(level, logging.WARNING))
+    ctx.obj = Context(database_url)
+
+
+def main() -> None:
+    cli(prog_name="trax")
+
+
+# --------------------------------------------------------------------------- transcribe
+
+
+@cli.command()
+# Readability is checked per file, so one unreadable file fails alone, with a clear line.
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
+@click.option(
+    "-m",
+    "--model",
+    default="tiny.en",
+    show_default=True,
+    help="Bundled model (tiny.en, base), hub name, or CTranslate2 model folder.",
+)
+@click.option(
+    "-p",
+    "--pipeline",
+    "pipeline_name",
+    default="v1",
+    show_default=True,
+    help="Pipeline version (see `trax pipelines`).",
+)
+@click.option("-l", "--language", help="Language code (default: detect).")
+@click.option("--beam-size", default=5, show_default=True, type=click.IntRange(1, 20))
+@click.option("--initial-prompt", help="Text that primes spelling and style.")
+@click.option("--hotwords", help="Words and names to favour.")
+@click.option("--no-vad", is_flag=True, help="Decode silence too (not recommended).")
+@click.option("--sequential", is_flag=True, help="Decode one chunk at a time, not batched.")
+@click.option(
+    "-f",
+    "--format",
+    "format_spec",
+    default="txt,srt",
+    show_default=True,
+    help="Export formats: txt,srt,vtt,json,tsv,md or all; 'none' to skip.",
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("transcripts"),
+    show_default=True,
+)
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+@click.option(
+    "--force", is_flag=True, help="Transcribe again even if stored with the same settings."
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_context
+def transcribe(
+    obj: Context,
+    paths: tuple[Path, ...],
+    model: str,
+    pipeline_name: str,
+    language: str | None,
+    beam_size: int,
+    initial_prompt: str | None,
+    hotwords: str | None,
+    no_vad: bool,
+    sequential: bool,
+    format_spec: str,
+    output_dir: Path,
+    device: str,
+    force: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Transcribe media files and folders (recursively), store and export them."""  # fmt: skip
+    from trax.asr import ModelError, resolve_model
+    from trax.core import TranscriptionSettings
+    from trax.export import parse_formats
+    from trax.pipeline import Pipeline, PipelineError, collect_inputs, run_files
+
+    try:
+        formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
+    except ValueError as exc:
+        fail(str(exc))
+    settings = TranscriptionSettings(
+        pipeline=pipeline_name, model=model, language=language, beam_size=beam_size,
+        initial_prompt=initial_prompt, hotwords=hotwords, vad=not no_vad, batched=not sequential,
+    )  # fmt: skip
+    inputs, failures = collect_inputs(paths, output_dir)
+    store = obj.store()
+    try:
+        pipeline = Pipeline(settings, store, device=device)
+        resolve_model(model)  # fail fast on a bad model name, before any file
+    except (PipelineError, ModelError) as exc:
+        fail(str(exc))
+
+    results: list[FileResult] = []
+    for failure in failures:
+        results.append(failure)
+        _report(failure, quiet, as_json)
+    progress = _Progress(enabled=not (quiet or as_json) and sys.stderr.isatty())
+    try:
+        for result in run_files(pipeline, inputs, formats, force, progress.advance):
+            progress.clear()
+            results.append(result)
+            _report(result, quiet, as_json)
+    except ModelError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        progress.clear()
+        done = sum(r.status != "failed" for r in results)
+        click.echo(f"interrupted: {done} file(s) finished and stored; nothing partial was kept",
+                   err=True)  # fmt: skip
+        sys.exit(EXIT_INTERRUPTED)
+
+    if as_json:
+        click.echo(json.dumps(_summary(results), ensure_ascii=False, indent=2))
+    elif len(results) == 1 and results[0].transcript is not None and not quiet:
+        click.echo(results[0].transcript.text)
+    if len(results) > 1 and not (quiet or as_json):
+        counts = {s: sum(r.status == s for r in results) for s in ("done", "cached", "failed")}
+        click.echo(", ".join(f"{n} {s}" for s, n in counts.items() if n), err=True)
+    if any(r.status == "failed" for r in results):
+        sys.exit(EXIT_FAILED)
+
+
+class _Progress:
+    """A one-line progress note on stderr (audio seconds processed), only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.seconds = 0.0
+
+    def advance(self, seconds: float) -> None:
+        if self.enabled:
+            self.seconds += seconds
+            click.echo(f"\r  … {_clock(self.seconds)} of audio transcribed", err=True, nl=False)
+
+    def clear(self) -> None:
+        if self.enabled and self.seconds:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+def _report(result: FileResult, quiet: bool, as_json: bool) -> None:
+    if result.status == "failed":
+        if not as_json:
+            click.echo(f"failed  {result.path}: {result.error}", err=True)
+        return
+    if quiet or as_json or result.transcript is None:
+        return
+    transcript = result.transcript
+    exports = ", ".join(str(p) for p in result.exports) or "no exports"
+    note = "already stored" if result.status == "cached" else f"{result.elapsed_s:.1f} s"
+    click.echo(
+        f"{result.status:<6}  {result.path}  [{_clock(transcript.duration_s)} audio, {note}, "
+        f"#{transcript.id}] → {exports}",
+        err=True,
+    )
+
+
+def _summary(results: list[FileResult]) -> dict[str, Any]:
+    files = []
+    for r in results:
+        entry: dict[str, Any] = {"path": str(r.path), "status": r.status, "error": r.error}
+        if r.transcript is not None:
+            entry |= {
+                "transcript_id": r.transcript.id,
+                "duration_s": r.transcript.duration_s,
+                "language": r.transcript.language,
+                "text": r.transcript.text,
+                "exports": [str(p) for p in r.exports],
+                "elapsed_s": round(r.elapsed_s, 3),
+            }
+        files.append(entry)
+    return {
+        "files": files,
+        "done": sum(r.status == "done" for r in results),
+        "cached": sum(r.status == "cached" for r in results),
+        "failed": sum(r.status == "failed" for r in results),
+    }
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# --------------------------------------------------------------------------- browse
+
+
+@cli.command("list")
+@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def list_(obj: Context, limit: int, as_json: bool) -> None:
+    """List stored transcripts, newest first."""
+    summaries = obj.store().summaries(limit)
+    if as_json:
+        rows = [
+            {
+                "id": s.id, "path": s.path, "duration_s": s.duration_s, "pipeline": s.pipeline,
+                "model_id": s.model_id, "language": s.language, "words": s.words,
+                "created_at": s.created_at.isoformat(),
+            }
+            for s in summaries
+        ]  # fmt: skip
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not summaries:
+        click.echo("no transcripts yet: run `trax transcribe FILE`", err=True)
+        return
+    click.echo(f"{'ID':>5}  {'CREATED':16}  {'AUDIO':>7}  {'PIPE':4}  {'WORDS':>6}  PATH")
+    for s in summaries:
+        click.echo(
+            f"{s.id:>5}  {s.created_at:%Y-%m-%d %H:%M}  {_clock(s.duration_s):>7}  "
+            f"{s.pipeline:4}  {s.words:>6}  {s.path}"
+        )
+
+
+def _load(obj: Context, transcript_id: int) -> Transcript:
+    transcript = obj.store().get(transcript_id)
+    if transcript is None:
+        fail(f"no transcript with id {transcript_id} (see `trax list`)")
+    return transcript
+
+
+@cli.command()
+@click.argument("transcript_id", type=int)
+@click.option("--segments", is_flag=True, help="One line per segment with times.")
+@click.option("--json", "as_json", is_flag=True, help="The full stored payload.")
+@pass_context
+def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> None:
+    """Show one stored transcript."""
+    from trax.payload import to_payload
+
+    transcript = _load(obj, transcript_id)
+    if as_json:
+        click.echo(json.dumps(to_payload(transcript), ensure_ascii=False, indent=2))
+        return
+    media = transcript.media
+    click.echo(f"#{transcript.id}  {media.path}")
+    click.echo(
+        f"  {_clock(transcript.duration_s)} audio, {media.container}/{media.audio_codec}, "
+        f"language {transcript.language}, pipeline {transcript.settings.pipeline}, "
+        f"model {transcript.model_id}"
+    )
+    click.echo(f"  sha256 {media.sha256}")
+    click.echo("")
+    if segments:
+        for s in transcript.segments:
+            click.echo(f"[{_clock(s.start)} → {_clock(s.end)}] {s.text}")
+    else:
+        click.echo(transcript.text)
+
+
+@cli.command()
+@click.argument("transcript_id", type=int)
+@click.option("-f", "--format", "fmt", default="srt", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: standard output).")  # fmt: skip
+@pass_context
+def export(obj: Context, transcript_id: int, fmt: str, output: Path | None) -> None:
+    """Export a stored transcript to a file."""
+    from trax.export import export_transcript, get_exporter
+
+    try:
+        exporter = get_exporter(fmt.lower())
+    except ValueError as exc:
+        fail(str(exc))
+    transcript = _load(obj, transcript_id)
+    if output is None or str(output) == "-":
+        click.echo(exporter.render(transcript), nl=False)
+        return
+    try:
+        export_transcript(transcript, exporter.name, output)
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}")
+    click.echo(f"wrote {output}", err=True)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def models(as_json: bool) -> None:
+    """List the models Trax can use and where they live."""
+    from trax.asr import list_models
+
+    entries = list_models()
+    if as_json:
+        rows = [_asdict(e) for e in entries]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'MODEL':18}  {'SOURCE':7}  {'OFFLINE':7}  LOCATION")
+    for e in entries:
+        offline = "yes" if e.available else "no"
+        click.echo(f"{e.name:18}  {e.source:7}  {offline:7}  {e.location}  ({e.description})")
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(obj)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def pipelines(as_json: bool) -> None:
+    """Show pipeline versions and the capabilities each enables."""
+    from trax.pipeline import PIPELINES
+
+    if as_json:
+        rows = [_asdict(v) for v in PIPELINES.values()]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for version in PIPELINES.values():
+        state = "available" if version.available else version.note or "not available"
+        click.echo(f"{version.name}  {version.title}  [{state}]")
+        for feature in version.features:
+            click.echo(f"    - {feature}")
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@pass_context
+def upgrade(obj: Context) -> None:
+    """Create or upgrade the database schema to the newest revision."""
+    from trax.store import DatabaseError, open_database, redact
+    from trax.store.migrate import upgrade as run_upgrade
+
+    database = open_database(obj.database_url)
+    try:
+        before, after = run_upgrade(database)
+    except DatabaseError as exc:
+        fail(str(exc))
+    where = redact(database.url)
+    if before == after:
+        click.echo(f"{where}: already at revision {after}")
+    else:
+        click.echo(f"{where}: upgraded {before or 'empty'} → {after}")

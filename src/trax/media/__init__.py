@@ -1,0 +1,66 @@
+"""Media in: probe any container FFmpeg reads and stream it as 16 kHz mono windows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from trax.core import AudioWindow, MediaInfo
+from trax.media.decode import MIN_DURATION_S, PyAVDecoder
+from trax.media.errors import MediaError
+from trax.media.probe import probe, sha256_file
+
+MEDIA_EXTENSIONS = frozenset(
+    [
+        ".wav",
+        ".flac",
+        ".mp3",
+        ".m4a",
+        ".aac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".webm",
+        ".mp4",
+        ".m4v",
+        ".mkv",
+        ".mov",
+        ".avi",
+        ".wma",
+        ".aiff",
+        ".aif",
+        ".amr",
+        ".3gp",
+        ".mpeg",
+        ".mpg",
+        ".ts",
+        ".mka",
+        ".caf",
+    ]
+)
+"""Extensions picked up when a directory is given; single files are tried whatever their name."""
+
+
+class MediaDecoder(Protocol):
+    def windows(
+        self, path: Path, declared_duration_s: float | None = None
+    ) -> Iterator[AudioWindow]: ...
+
+
+def is_media_path(path: Path) -> bool:
+    return path.suffix.lower() in MEDIA_EXTENSIONS
+
+
+__all__ = [
+    "MEDIA_EXTENSIONS",
+    "MIN_DURATION_S",
+    "AudioWindow",
+    "MediaDecoder",
+    "MediaError",
+    "MediaInfo",
+    "PyAVDecoder",
+    "is_media_path",
+    "probe",
+    "sha256_file",
+]

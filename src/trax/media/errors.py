@@ -1,0 +1,7 @@
+"""Errors a user can act on: each message is one line that names the problem."""
+
+from __future__ import annotations
+
+
+class MediaError(Exception):
+    """A file that cannot be turned into audio, with a one-line reason."""

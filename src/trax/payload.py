@@ -1,0 +1,125 @@
+"""The versioned JSON payload of a transcript.
+
+The same payload is stored in the database (JSONB on PostgreSQL) and written
+by the JSON exporter, so what a user exports can be loaded back. Every payload
+carries ``schema_version``; payloads from older schemas are upgraded step by
+step on load, so transcripts stored long ago stay readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, fields
+from datetime import datetime
+from typing import Any
+
+from trax.core import MediaInfo, Segment, Transcript, TranscriptionSettings, Word
+
+SCHEMA_VERSION = 1
+
+# Upgrade steps: UPGRADES[n] turns a schema-n payload into a schema-(n+1) one.
+# Add a step here whenever SCHEMA_VERSION is raised, and keep a stored fixture
+# of the old schema in tests/data so the step stays tested.
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class PayloadError(ValueError):
+    """A payload that this version of Trax cannot read."""
+
+
+def _round(value: float) -> float:
+    return round(float(value), 3)
+
+
+def segment_to_dict(segment: Segment) -> dict[str, Any]:
+    return {
+        "start": _round(segment.start),
+        "end": _round(segment.end),
+        "text": segment.text,
+        "speaker": segment.speaker,
+        "avg_logprob": round(segment.avg_logprob, 4),
+        "compression_ratio": round(segment.compression_ratio, 4),
+        "no_speech_prob": round(segment.no_speech_prob, 4),
+        "temperature": segment.temperature,
+        "words": [
+            {
+                "start": _round(w.start),
+                "end": _round(w.end),
+                "text": w.text,
+                "probability": round(w.probability, 4),
+            }
+            for w in segment.words
+        ],
+    }
+
+
+def segment_from_dict(data: dict[str, Any]) -> Segment:
+    return Segment(
+        start=data["start"],
+        end=data["end"],
+        text=data["text"],
+        speaker=data.get("speaker"),
+        avg_logprob=data.get("avg_logprob", 0.0),
+        compression_ratio=data.get("compression_ratio", 0.0),
+        no_speech_prob=data.get("no_speech_prob", 0.0),
+        temperature=data.get("temperature", 0.0),
+        words=tuple(
+            Word(start=w["start"], end=w["end"], text=w["text"], probability=w["probability"])
+            for w in data.get("words", ())
+        ),
+    )
+
+
+def to_payload(transcript: Transcript) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": transcript.id,
+        "created_at": transcript.created_at.isoformat() if transcript.created_at else None,
+        "media": asdict(transcript.media),
+        "pipeline": transcript.settings.pipeline,
+        "model_id": transcript.model_id,
+        "stage_versions": dict(transcript.stage_versions),
+        "settings": transcript.settings.to_dict(),
+        "language": transcript.language,
+        "language_probability": round(transcript.language_probability, 4),
+        "text": transcript.text,
+        "timings": {k: round(v, 3) for k, v in transcript.timings.items()},
+        "segments": [segment_to_dict(s) for s in transcript.segments],
+    }
+
+
+def upgrade_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring a payload of any known schema up to ``SCHEMA_VERSION``."""
+    version = payload.get("schema_version")
+    if not isinstance(version, int):
+        raise PayloadError("transcript payload has no integer schema_version")
+    if version > SCHEMA_VERSION:
+        raise PayloadError(
+            f"transcript payload has schema_version {version}, newer than this Trax "
+            f"understands ({SCHEMA_VERSION}); upgrade Trax to read it"
+        )
+    while version < SCHEMA_VERSION:
+        payload = UPGRADES[version](payload)
+        version = payload["schema_version"]
+    return payload
+
+
+def from_payload(payload: dict[str, Any]) -> Transcript:
+    payload = upgrade_payload(payload)
+    settings_fields = {f.name for f in fields(TranscriptionSettings)}
+    settings = TranscriptionSettings(
+        **{k: v for k, v in payload["settings"].items() if k in settings_fields}
+    )
+    created = payload.get("created_at")
+    return Transcript(
+        media=MediaInfo(**payload["media"]),
+        segments=tuple(segment_from_dict(s) for s in payload["segments"]),
+        language=payload["language"],
+        language_probability=payload.get("language_probability", 1.0),
+        settings=settings,
+        model_id=payload["model_id"],
+        stage_versions=dict(payload.get("stage_versions", {})),
+        timings=dict(payload.get("timings", {})),
+        id=payload.get("id"),
+        created_at=datetime.fromisoformat(created) if created else None,
+    )

@@ -1,0 +1,115 @@
+"""Engines, sessions and migrations, one ``Database`` per URL.
+
+The default is an embedded SQLite file in the user data directory;
+``TRAX_DATABASE_URL`` points Trax at PostgreSQL (``postgresql://…``, driven by
+psycopg 3). The schema is created or upgraded with Alembic on first use.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trax.paths import data_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+
+class DatabaseError(Exception):
+    """The database cannot be reached or upgraded; the message is one line."""
+
+
+def default_url() -> str:
+    if url := os.environ.get("TRAX_DATABASE_URL"):
+        return normalise_url(url)
+    return f"sqlite:///{data_dir() / 'trax.db'}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept plain ``postgresql://`` URLs and pick the psycopg 3 driver for them."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as its scheme only
+        return url.split(":", 1)[0] + "://…"
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        from sqlalchemy import create_engine, event
+        from sqlalchemy.orm import sessionmaker
+
+        self.url = normalise_url(url)
+        kwargs: dict[str, Any] = {}
+        if self.url.startswith("sqlite"):
+            path = self.url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["connect_args"] = {"timeout": 30}
+        else:
+            kwargs["pool_pre_ping"] = True
+        try:
+            self.engine: Engine = create_engine(self.url, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - bad URL, missing driver, ...
+            raise DatabaseError(f"invalid database URL {redact(self.url)}: {exc}") from None
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self._upgraded = False
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def session(self) -> Session:
+        """A new session on an up-to-date schema."""
+        self.ensure_schema()
+        return self.sessions()
+
+    def ensure_schema(self) -> None:
+        with self._lock:
+            if not self._upgraded:
+                from trax.store.migrate import is_current, upgrade
+
+                if not is_current(self):
+                    upgrade(self)
+                self._upgraded = True
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # WAL lets readers (``trax list``) work while a batch writes; foreign keys
+    # are off by default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+_databases: dict[str, Database] = {}
+_databases_lock = threading.Lock()
+
+
+def open_database(url: str | None = None) -> Database:
+    """The process-wide ``Database`` for ``url`` (default: ``default_url()``)."""
+    key = normalise_url(url or default_url())
+    with _databases_lock:
+        if key not in _databases:
+            _databases[key] = Database(key)
+        return _databases[key]

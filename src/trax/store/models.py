@@ -1,0 +1,69 @@
+"""The declarative model registry: one set of tables for SQLite and PostgreSQL.
+
+Structured parts of a transcript (segments with words, metrics, settings,
+timings) are JSON columns, stored as JSONB on PostgreSQL so they can be
+indexed and queried there.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class MediaFileRow(Base):
+    """One row per distinct content (SHA-256); ``path`` is where it was last seen."""
+
+    __tablename__ = "media_files"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    container: Mapped[str] = mapped_column(String(64))
+    audio_codec: Mapped[str] = mapped_column(String(64))
+    sample_rate: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    transcripts: Mapped[list[TranscriptRow]] = relationship(back_populates="media")
+
+
+class TranscriptRow(Base):
+    """One pipeline run over one media file; later runs add rows, never overwrite."""
+
+    __tablename__ = "transcripts"
+    __table_args__ = (Index("ix_transcripts_media_settings", "media_id", "settings_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media_files.id", ondelete="CASCADE"))
+    schema_version: Mapped[int] = mapped_column(Integer)
+    pipeline: Mapped[str] = mapped_column(String(16))
+    model_id: Mapped[str] = mapped_column(Text)
+    settings_key: Mapped[str] = mapped_column(String(64))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    stage_versions: Mapped[dict[str, str]] = mapped_column(JSONDocument)
+    language: Mapped[str] = mapped_column(String(16))
+    language_probability: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
+    timings: Mapped[dict[str, float]] = mapped_column(JSONDocument)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    media: Mapped[MediaFileRow] = relationship(back_populates="transcripts")

