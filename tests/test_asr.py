@@ -12,7 +12,7 @@ import pytest
 from tests.mediafiles import AUDIO, JFK
 from trax.asr import BUNDLED, FasterWhisperTranscriber, ModelError, list_models, resolve_model
 from trax.asr.models import package_dir, verify_file
-from trax.asr.transcriber import is_silence, needs_fallback
+from trax.asr.transcriber import default_compute_type, is_silence, needs_fallback
 from trax.core import SAMPLE_RATE, AudioWindow, Segment, TranscriptionSettings
 from trax.media import PyAVDecoder
 from trax.paths import cache_dir
@@ -108,6 +108,12 @@ def test_list_models_shows_bundled_and_hub() -> None:
     assert entries["tiny.en"].available and entries["tiny.en"].source == "bundled"
     assert entries["base"].available
     assert entries["small"].source == "hub" and not entries["small"].available
+
+
+def test_cpu_runs_int8(transcriber: FasterWhisperTranscriber) -> None:
+    assert transcriber.whisper.model.device == "cpu"
+    assert transcriber.whisper.model.compute_type.startswith("int8")
+    assert default_compute_type("cuda") == "float16"
 
 
 def test_jfk_words_timestamps_and_quality_signals(transcriber: FasterWhisperTranscriber) -> None:

@@ -49,16 +49,19 @@ class Transcriber(Protocol):
     ) -> WindowResult: ...
 
 
-def detect_device() -> tuple[str, str]:
-    """CUDA with float16 where a GPU is visible, else CPU with int8."""
+def detect_device() -> str:
+    """CUDA where a GPU is visible, else CPU."""
     import ctranslate2
 
     try:
-        if ctranslate2.get_cuda_device_count() > 0:
-            return "cuda", "float16"
+        return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
     except RuntimeError:
-        pass
-    return "cpu", "int8"
+        return "cpu"
+
+
+def default_compute_type(device: str) -> str:
+    """float16 on a GPU; int8 on a CPU, where it is fastest at no measurable WER cost."""
+    return "float16" if device == "cuda" else "int8"
 
 
 def is_silence(avg_logprob: float, no_speech_prob: float) -> bool:
@@ -103,10 +106,10 @@ class FasterWhisperTranscriber:
     def _load(self) -> WhisperModel:
         from faster_whisper import WhisperModel
 
-        device, compute_type = self.device, self.compute_type
-        if device == "auto":
-            device, auto_type = detect_device()
-            compute_type = auto_type if compute_type == "default" else compute_type
+        device = detect_device() if self.device == "auto" else self.device
+        compute_type = self.compute_type
+        if compute_type == "default":
+            compute_type = default_compute_type(device)
         try:
             if self.model.source == "hub":
                 return _load_from_hub(self.model.location, device, compute_type, self.cpu_threads)
