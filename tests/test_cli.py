@@ -211,3 +211,18 @@ def test_ctrl_c_stops_cleanly_and_keeps_only_finished_files(tmp_path: Path) -> N
     assert exports == sorted(f"{stem}.{ext}" for stem in finished for ext in ("json", "srt"))
     for path in (tmp_path / "out").glob("*.json"):
         json.loads(path.read_text())  # complete, parseable
+
+
+def test_progress_bar_draws_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    from trax.cli.main import _Progress
+
+    progress = _Progress(enabled=True, files=3)
+    progress.update(150.0, 300.0)
+    progress.next_file()
+    progress.update(20.0, None)
+    err = capsys.readouterr().err
+    assert "[1/3] " + "█" * 12 + "░" * 12 + "  50% 2:30 / 5:00" in err
+    assert "[2/3] 0:20 / ?" in err
+    silent = _Progress(enabled=False, files=1)
+    silent.update(1.0, 2.0)
+    assert capsys.readouterr().err == ""

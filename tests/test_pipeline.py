@@ -103,12 +103,18 @@ def test_long_recording_is_processed_in_windows(
 
     assert isinstance(transcriber, FasterWhisperTranscriber)
     seen: list[float] = []
+
+    def progress(position: float, duration: float | None) -> None:
+        assert duration == pytest.approx(11.0, abs=0.05)
+        seen.append(position)
+
     small_windows = Pipeline(
         TranscriptionSettings(), store, decoder=PyAVDecoder(window_s=4.0, search_s=1.5),
         transcriber=transcriber,
     )  # fmt: skip
-    transcript, _ = small_windows.transcribe(JFK, on_progress=seen.append)
-    assert len(seen) >= 2 and sum(seen) == pytest.approx(11.0, abs=0.05)
+    transcript, _ = small_windows.transcribe(JFK, on_progress=progress)
+    assert len(seen) >= 4 and seen == sorted(seen)  # per segment and per window
+    assert seen[-1] == pytest.approx(11.0, abs=0.05)
     assert "your country" in transcript.text.lower()
     starts = [w.start for w in transcript.words]
     assert starts == sorted(starts) and starts[-1] > 8.0

@@ -13,7 +13,7 @@ Defaults are chosen against Whisper's known failure modes:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -41,11 +41,19 @@ class WindowResult:
     language_probability: float
 
 
+WindowProgress = Callable[[float], None]
+"""Called with how far into the window (seconds) recognition has got."""
+
+
 class Transcriber(Protocol):
     model_id: str
 
     def transcribe_window(
-        self, window: AudioWindow, settings: TranscriptionSettings, language: str | None
+        self,
+        window: AudioWindow,
+        settings: TranscriptionSettings,
+        language: str | None,
+        on_progress: WindowProgress | None = None,
     ) -> WindowResult: ...
 
 
@@ -128,12 +136,18 @@ class FasterWhisperTranscriber:
         return bool(self.whisper.model.is_multilingual)
 
     def transcribe_window(
-        self, window: AudioWindow, settings: TranscriptionSettings, language: str | None
+        self,
+        window: AudioWindow,
+        settings: TranscriptionSettings,
+        language: str | None,
+        on_progress: WindowProgress | None = None,
     ) -> WindowResult:
         if settings.batched:
-            segments, info = self._decode_batched(window, settings, language)
+            segments, info = self._decode_batched(window, settings, language, on_progress)
         else:
-            segments, info = self._decode_sequential(window.samples, settings, language)
+            segments, info = self._decode_sequential(
+                window.samples, settings, language, on_progress=on_progress
+            )
         shifted = [_shift(s, window.start_s) for s in segments]
         return WindowResult(shifted, info.language, float(info.language_probability))
 
@@ -158,17 +172,22 @@ class FasterWhisperTranscriber:
         settings: TranscriptionSettings,
         language: str | None,
         vad: bool | None = None,
+        on_progress: WindowProgress | None = None,
     ) -> tuple[list[Segment], Any]:
-        segments, info = self.whisper.transcribe(
+        raw, info = self.whisper.transcribe(
             samples,
             temperature=list(TEMPERATURES),
             vad_filter=settings.vad if vad is None else vad,
             **self._common_options(settings, language),
         )
-        return [_from_faster_whisper(s) for s in segments], info
+        return list(_reporting(raw, on_progress)), info
 
     def _decode_batched(
-        self, window: AudioWindow, settings: TranscriptionSettings, language: str | None
+        self,
+        window: AudioWindow,
+        settings: TranscriptionSettings,
+        language: str | None,
+        on_progress: WindowProgress | None,
     ) -> tuple[list[Segment], Any]:
         from faster_whisper import BatchedInferencePipeline
 
@@ -182,7 +201,7 @@ class FasterWhisperTranscriber:
             **self._common_options(settings, language),
         )
         segments: list[Segment] = []
-        for segment in (_from_faster_whisper(s) for s in raw):
+        for segment in _reporting(raw, on_progress):
             if is_silence(segment.avg_logprob, segment.no_speech_prob):
                 continue
             if needs_fallback(segment):
@@ -222,6 +241,15 @@ def _load_from_hub(name: str, device: str, compute_type: str, cpu_threads: int) 
             f"Hub (offline?): {type(exc).__name__}; use a bundled model (tiny.en, base) "
             "or a local model directory"
         ) from None
+
+
+def _reporting(raw: Iterable[Any], on_progress: WindowProgress | None) -> Iterator[Segment]:
+    """Convert faster-whisper's lazily decoded segments, reporting each as it arrives."""
+    for item in raw:
+        segment = _from_faster_whisper(item)
+        if on_progress is not None:
+            on_progress(segment.end)
+        yield segment
 
 
 def _from_faster_whisper(segment: Any) -> Segment:

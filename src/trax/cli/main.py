@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -163,16 +164,16 @@ def transcribe(
     for failure in failures:
         results.append(failure)
         _report(failure, quiet, as_json)
-    progress = _Progress(enabled=not (quiet or as_json) and sys.stderr.isatty())
+    progress = _Progress(not (quiet or as_json) and sys.stderr.isatty(), len(inputs))
     try:
-        for result in run_files(pipeline, inputs, formats, force, progress.advance):
-            progress.clear()
+        for result in run_files(pipeline, inputs, formats, force, progress.update):
+            progress.next_file()
             results.append(result)
             _report(result, quiet, as_json)
     except ModelError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        progress.clear()
+        progress.next_file()
         done = sum(r.status != "failed" for r in results)
         click.echo(f"interrupted: {done} file(s) finished and stored; nothing partial was kept",
                    err=True)  # fmt: skip
@@ -190,20 +191,38 @@ def transcribe(
 
 
 class _Progress:
-    """A one-line progress note on stderr (audio seconds processed), only on a terminal."""
+    """A live progress bar on stderr for the file being transcribed; only on a terminal."""
 
-    def __init__(self, enabled: bool) -> None:
+    width = 24
+
+    def __init__(self, enabled: bool, files: int) -> None:
         self.enabled = enabled
-        self.seconds = 0.0
+        self.files = files
+        self.index = 1
+        self.shown = False
+        self.started = time.monotonic()
 
-    def advance(self, seconds: float) -> None:
-        if self.enabled:
-            self.seconds += seconds
-            click.echo(f"\r  … {_clock(self.seconds)} of audio transcribed", err=True, nl=False)
+    def update(self, position: float, duration: float | None) -> None:
+        if not self.enabled:
+            return
+        line = f"[{self.index}/{self.files}] "
+        if duration:
+            fraction = min(position / duration, 1.0)
+            filled = round(fraction * self.width)
+            line += f"{'█' * filled}{'░' * (self.width - filled)} {fraction:4.0%} "
+        line += f"{_clock(position)} / {_clock(duration)}"
+        elapsed = time.monotonic() - self.started
+        if elapsed > 1.0:
+            line += f"  {position / elapsed:.0f}× real time"
+        click.echo(f"\r\033[K{line}", err=True, nl=False)
+        self.shown = True
 
-    def clear(self) -> None:
-        if self.enabled and self.seconds:
+    def next_file(self) -> None:
+        if self.shown:
             click.echo("\r\033[K", err=True, nl=False)
+            self.shown = False
+        self.index += 1
+        self.started = time.monotonic()
 
 
 def _report(result: FileResult, quiet: bool, as_json: bool) -> None:

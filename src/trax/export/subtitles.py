@@ -28,6 +28,9 @@ _CLAUSE_SECONDS = 3.0
 # When a cue overflows, cut it at its last clause break instead of mid-phrase,
 # provided the part kept still fills this share of the cue's capacity.
 _BACKTRACK_FILL = 0.3
+# Without a clause break, a silence at least this long between two words
+# marks a phrase boundary worth cutting at.
+_MIN_PHRASE_GAP = 0.15
 # Costs of a line break, in the units of the squared line-length imbalance:
 # a break after punctuation is worth a few characters of imbalance.
 _PENALTY_SENTENCE = 0.0
@@ -241,14 +244,29 @@ class _Rules:
         return False
 
     def cut_overflow(self, group: _Group) -> tuple[_Group, _Group | None]:
-        """Split a full cue at its last clause break, if that keeps enough in it."""
-        for i in range(len(group.tokens) - 2, -1, -1):
-            if not _punctuation(group.tokens[i].text):
+        """Split a full cue where a reader expects a break, if that keeps enough in it.
+
+        First choice is the last clause break; failing that, the longest
+        silence between two words (speakers breathe between phrases, and
+        Whisper often drops the comma that marks it).
+        """
+        tokens = group.tokens
+        for i in range(len(tokens) - 2, -1, -1):
+            if not _punctuation(tokens[i].text):
                 continue
-            head = _Group(group.tokens[: i + 1], group.label)
+            head = _Group(tokens[: i + 1], group.label)
             if self.fill(head) >= _BACKTRACK_FILL * self.capacity:
-                return head, _Group(group.tokens[i + 1 :])
+                return head, _Group(tokens[i + 1 :])
             break
+        best, best_gap = None, _MIN_PHRASE_GAP
+        for i in range(len(tokens) - 1):
+            gap = tokens[i + 1].start - tokens[i].end
+            if gap > best_gap:
+                head = _Group(tokens[: i + 1], group.label)
+                if self.fill(head) >= _BACKTRACK_FILL * self.capacity:
+                    best, best_gap = i, gap
+        if best is not None:
+            return _Group(tokens[: best + 1], group.label), _Group(tokens[best + 1 :])
         return group, None
 
     def group(self, tokens: Iterable[_Token]) -> list[_Group]:

@@ -17,15 +17,15 @@ from typing import Literal
 
 from trax.asr import FasterWhisperTranscriber, Transcriber, resolve_model
 from trax.asr.models import ModelError
-from trax.core import MediaInfo, Segment, Transcript, TranscriptionSettings
+from trax.core import AudioWindow, MediaInfo, Segment, Transcript, TranscriptionSettings
 from trax.media import MediaDecoder, MediaError, PyAVDecoder, is_media_path, probe
 from trax.pipeline.versions import get_pipeline
 from trax.store import TranscriptStore
 
 log = logging.getLogger(__name__)
 
-ProgressCallback = Callable[[float], None]
-"""Called with the seconds of audio just processed."""
+ProgressCallback = Callable[[float, float | None], None]
+"""Called with how far into the file recognition has got and the file's duration (seconds)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +163,7 @@ class Pipeline:
             # The first window's language holds for the rest of the file, so a
             # long recording isn't re-detected (and sometimes flipped) per window.
             recognised = self.transcriber.transcribe_window(
-                window, self.settings, result.language or None
+                window, self.settings, result.language or None, _offset(on_progress, window, media)
             )
             result.asr_s += time.perf_counter() - tock
             if not result.language:
@@ -172,9 +172,18 @@ class Pipeline:
             result.segments.extend(recognised.segments)
             result.decoded_s += window.duration_s
             if on_progress is not None:
-                on_progress(window.duration_s)
+                on_progress(window.end_s, media.duration_s)
         result.language = result.language or "en"
         return result
+
+
+def _offset(
+    on_progress: ProgressCallback | None, window: AudioWindow, media: MediaInfo
+) -> Callable[[float], None] | None:
+    """Turn a position inside ``window`` into a position in the file."""
+    if on_progress is None:
+        return None
+    return lambda seconds: on_progress(window.start_s + seconds, media.duration_s)
 
 
 @dataclass(slots=True)
