@@ -431,3 +431,183 @@ def upgrade(obj: Context) -> None:
         click.echo(f"{where}: already at revision {after}")
     else:
         click.echo(f"{where}: upgraded {before or 'empty'} → {after}")
+
+
+# --------------------------------------------------------------------------- eval
+
+
+@cli.group("eval")
+def eval_() -> None:
+    """Measure accuracy on your own recordings."""
+
+
+@eval_.command("asr")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--refs",
+    "refs_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="References: one '<file stem><TAB><text>' per line.",
+)
+@click.option("-p", "--pipeline", "pipeline_name", default="v1", show_default=True)
+@click.option("-m", "--model", default="tiny.en", show_default=True)
+@click.option("--beam-size", default=5, show_default=True, type=click.IntRange(1, 20))
+@click.option(
+    "-l",
+    "--language",
+    default="en",
+    show_default=True,
+    help="Language of the references (picks the text normaliser).",
+)
+@click.option(
+    "--baseline",
+    is_flag=True,
+    help="Also score raw faster-whisper (same model and beam) for comparison.",
+)
+@click.option("--force", is_flag=True, help="Transcribe again even if stored.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def eval_asr(
+    obj: Context,
+    directory: Path,
+    refs_path: Path,
+    pipeline_name: str,
+    model: str,
+    beam_size: int,
+    language: str,
+    baseline: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Word error rate of a pipeline against reference transcripts."""  # fmt: skip
+    from trax.asr import ModelError, resolve_model
+    from trax.core import TranscriptionSettings
+    from trax.eval import EvalError
+    from trax.eval.asr import evaluate, match_audio, raw_faster_whisper, read_references
+    from trax.media import MediaError
+    from trax.pipeline import Pipeline, PipelineError
+
+    try:
+        references = read_references(refs_path)
+        clips = match_audio(directory, references)
+        resolved = resolve_model(model)
+        settings = TranscriptionSettings(
+            pipeline=pipeline_name, model=model, beam_size=beam_size,
+            language=None if language == "auto" else language,
+        )  # fmt: skip
+        pipeline = Pipeline(settings, obj.store())
+    except (EvalError, ModelError, PipelineError) as exc:
+        fail(str(exc))
+
+    def trax_recognise(path: Path) -> tuple[str, float, bool]:
+        transcript, cached = pipeline.transcribe(path, force=force)
+        return transcript.text, transcript.duration_s, cached
+
+    try:
+        reports = [
+            evaluate(
+                f"trax {pipeline_name} ({model}, beam {beam_size})",
+                clips,
+                references,
+                trax_recognise,
+                language,
+            )
+        ]
+        if baseline:
+            raw = raw_faster_whisper(resolved.location, beam_size)
+            reports.append(
+                evaluate(
+                    f"faster-whisper ({model}, beam {beam_size})", clips, references, raw, language
+                )
+            )
+    except ModelError as exc:
+        fail(str(exc))
+    except MediaError as exc:
+        fail(f"cannot transcribe a reference clip: {exc}")
+
+    if as_json:
+        payload = {
+            "normaliser": _normaliser_name(language),
+            "systems": [r.to_dict() for r in reports],
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'FILE':24} " + " ".join(f"{r.system[:22]:>22}" for r in reports))
+    for rows in zip(*(r.files for r in reports), strict=True):
+        click.echo(f"{rows[0].name[:24]:24} " + " ".join(f"{f.wer:>21.1%} " for f in rows))
+    click.echo("")
+    for r in reports:
+        speed = f", {r.audio_s / r.elapsed_s:.0f}× real time" if r.elapsed_s else ""
+        click.echo(
+            f"{r.system}: WER {r.wer:.2%} over {r.reference_words} words "
+            f"(S {r.substitutions}, D {r.deletions}, I {r.insertions}){speed}"
+        )
+    click.echo(f"normalised with {_normaliser_name(language)}", err=True)
+
+
+def _normaliser_name(language: str) -> str:
+    return "Whisper's English text normaliser" if language == "en" else "Whisper's basic normaliser"
+
+
+@eval_.command("diarization")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option(
+    "--rttm", "rttm_path", required=True, type=click.Path(path_type=Path), help="Reference RTTM."
+)
+@click.option("--uem", "uem_path", type=click.Path(path_type=Path), help="Scored regions (UEM).")
+@click.option(
+    "--hyp", "hyp_path", type=click.Path(path_type=Path), help="RTTM of the system to score."
+)
+@click.option(
+    "--collar",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds ignored around each reference boundary (full width, ± half).",
+)
+@click.option("--skip-overlap", is_flag=True, help="Do not score overlapping speech.")
+@click.option("--json", "as_json", is_flag=True)
+def eval_diarization(
+    directory: Path,
+    rttm_path: Path,
+    uem_path: Path | None,
+    hyp_path: Path | None,
+    collar: float,
+    skip_overlap: bool,
+    as_json: bool,
+) -> None:
+    """Diarization error rate (pyannote.metrics) against a reference RTTM."""  # fmt: skip
+    from trax.eval import EvalError
+    from trax.eval.diarization import evaluate_diarization, read_rttm, read_uem
+
+    if hyp_path is None:
+        fail(
+            "Trax's own diarization arrives with pipeline v4 (see `trax pipelines`); "
+            "until then score a system's output with --hyp HYP.rttm"
+        )
+    try:
+        report = evaluate_diarization(
+            directory,
+            read_rttm(rttm_path),
+            read_rttm(hyp_path),
+            read_uem(uem_path) if uem_path else None,
+            collar,
+            skip_overlap,
+        )
+    except EvalError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'FILE':16} {'DER':>7} {'MISSED':>7} {'F.ALARM':>7} {'CONFUSED':>8} {'SPEECH':>8}")
+    for score in [*report.files, report.overall]:
+        total = score.total_s or 1.0
+        click.echo(
+            f"{score.uri[:16]:16} {score.der:7.1%} {score.missed_s / total:7.1%} "
+            f"{score.false_alarm_s / total:7.1%} {score.confusion_s / total:8.1%} "
+            f"{score.total_s:7.1f}s"
+        )
+    overlap = "overlap not scored" if skip_overlap else "overlap scored"
+    click.echo(f"collar {collar:g} s (±{collar / 2:g} s around reference boundaries), {overlap}",
+               err=True)  # fmt: skip
