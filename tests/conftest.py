@@ -76,7 +76,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     with db.engine.begin() as conn:  # each test starts from empty tables
         from sqlalchemy import text
 
-        conn.execute(text("TRUNCATE transcripts, media_files RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text("TRUNCATE jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE")
+        )
     yield db
     db.dispose()
 

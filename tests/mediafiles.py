@@ -85,9 +85,10 @@ def write_media(
             step = 4096
             for start in range(0, samples.shape[1], step):
                 chunk = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(samples[:, start : start + step]), format="fltp",
+                    np.ascontiguousarray(samples[:, start : start + step]),
+                    format="fltp",
                     layout=layout,
-                )  # fmt: skip
+                )
                 chunk.sample_rate = rate
                 for converted in resampler.resample(chunk):
                     out.mux(audio.encode(converted))

@@ -35,8 +35,11 @@ def test_base_joins_split_parts_once_and_transcribes() -> None:
     joined = Path(model.location) / "model.bin"
     assert joined.is_file() and joined.is_relative_to(cache_dir())
     assert {p.name for p in Path(model.location).iterdir()} >= {
-        "model.bin", "config.json", "tokenizer.json", "vocabulary.json",
-    }  # fmt: skip
+        "model.bin",
+        "config.json",
+        "tokenizer.json",
+        "vocabulary.json",
+    }
     mtime = joined.stat().st_mtime_ns
     assert resolve_model("base").location == model.location
     assert joined.stat().st_mtime_ns == mtime  # not joined again

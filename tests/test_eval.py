@@ -32,9 +32,18 @@ def asr_dir(tmp_path: Path) -> Path:
 def test_wer_against_references_with_raw_faster_whisper_baseline(asr_dir: Path) -> None:
     result = CliRunner().invoke(
         cli,
-        ["--db", f"sqlite:///{asr_dir / 'e.db'}", "eval", "asr", str(asr_dir), "--refs",
-         str(asr_dir / "references.tsv"), "--baseline", "--json"],
-    )  # fmt: skip
+        [
+            "--db",
+            f"sqlite:///{asr_dir / 'e.db'}",
+            "eval",
+            "asr",
+            str(asr_dir),
+            "--refs",
+            str(asr_dir / "references.tsv"),
+            "--baseline",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["normaliser"] == "Whisper's English text normaliser"
@@ -43,8 +52,11 @@ def test_wer_against_references_with_raw_faster_whisper_baseline(asr_dir: Path) 
     assert raw["system"] == "faster-whisper (tiny.en, beam 5)"
     for system in (trax, raw):
         assert [f["name"] for f in system["files"]] == [
-            "1089-134686-0000", "LDC93S1", "LJ001-0001", "jfk",
-        ]  # fmt: skip
+            "1089-134686-0000",
+            "LDC93S1",
+            "LJ001-0001",
+            "jfk",
+        ]
         assert system["reference_words"] == 88
         assert system["wer"] < 0.12
     jfk = trax["files"][3]
@@ -55,8 +67,15 @@ def test_wer_against_references_with_raw_faster_whisper_baseline(asr_dir: Path) 
 
 def test_wer_table_for_people(asr_dir: Path) -> None:
     runner = CliRunner()
-    args = ["--db", f"sqlite:///{asr_dir / 'e.db'}", "eval", "asr", str(asr_dir), "--refs",
-            str(asr_dir / "references.tsv")]  # fmt: skip
+    args = [
+        "--db",
+        f"sqlite:///{asr_dir / 'e.db'}",
+        "eval",
+        "asr",
+        str(asr_dir),
+        "--refs",
+        str(asr_dir / "references.tsv"),
+    ]
     first = runner.invoke(cli, args)
     assert first.exit_code == 0
     assert first.stdout.splitlines()[0].startswith("FILE")
@@ -159,8 +178,9 @@ def test_eval_diarization_cli_on_the_real_sample(tmp_path: Path) -> None:
     assert report["overall"]["der"] == 0.0 and report["overall"]["total_s"] > 20
     # Everyone as one speaker: the second voice becomes confusion, DER > 0.
     lines = ref.read_text().splitlines()
-    merged = write(tmp_path / "one.rttm", [" ".join([*ln.split()[:7], "X", "<NA>", "<NA>"])
-                                           for ln in lines])  # fmt: skip
+    merged = write(
+        tmp_path / "one.rttm", [" ".join([*ln.split()[:7], "X", "<NA>", "<NA>"]) for ln in lines]
+    )
     table = runner.invoke(cli, [*args, "--hyp", str(merged), "--collar", "0.5"])
     assert table.exit_code == 0
     overall = table.stdout.splitlines()[-1].split()

@@ -535,14 +535,29 @@ def test_overflow_without_punctuation_cuts_at_the_longest_pause() -> None:
     # JFK as the batched decoder hears it: no comma after "Americans", but a
     # 0.32 s breath there; "you," only ends after the 7 s limit.
     timings = [
-        (0.0, 0.76, " And"), (0.76, 1.06, " so"), (1.06, 1.46, " my"), (1.46, 1.76, " fellow"),
-        (1.76, 2.26, " Americans"), (2.58, 3.88, " ask"), (3.88, 4.56, " not"),
-        (4.85, 5.71, " what"), (5.71, 6.05, " your"), (6.05, 6.35, " country"),
-        (6.35, 6.75, " can"), (6.75, 7.01, " do"), (7.01, 7.27, " for"), (7.27, 8.27, " you,"),
-        (8.33, 8.67, " ask"), (8.67, 8.95, " what"), (8.95, 9.29, " you"), (9.29, 9.49, " can"),
-        (9.49, 9.73, " do"), (9.73, 9.93, " for"), (9.93, 10.23, " your"),
+        (0.0, 0.76, " And"),
+        (0.76, 1.06, " so"),
+        (1.06, 1.46, " my"),
+        (1.46, 1.76, " fellow"),
+        (1.76, 2.26, " Americans"),
+        (2.58, 3.88, " ask"),
+        (3.88, 4.56, " not"),
+        (4.85, 5.71, " what"),
+        (5.71, 6.05, " your"),
+        (6.05, 6.35, " country"),
+        (6.35, 6.75, " can"),
+        (6.75, 7.01, " do"),
+        (7.01, 7.27, " for"),
+        (7.27, 8.27, " you,"),
+        (8.33, 8.67, " ask"),
+        (8.67, 8.95, " what"),
+        (8.95, 9.29, " you"),
+        (9.29, 9.49, " can"),
+        (9.49, 9.73, " do"),
+        (9.73, 9.93, " for"),
+        (9.93, 10.23, " your"),
         (10.23, 10.49, " country."),
-    ]  # fmt: skip
+    ]
     words = tuple(Word(a, b, t, 0.9) for a, b, t in timings)
     segment = Segment(0.0, 10.49, "".join(t for *_, t in timings).strip(), words)
     texts = [" ".join(c.lines) for c in build_cues([segment])]

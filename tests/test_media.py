@@ -16,9 +16,11 @@ from trax.media.decode import find_quiet_cut
 
 def decode_all(path: Path, window_s: float = 600.0) -> np.ndarray:
     info = probe(path)
-    windows = list(PyAVDecoder(window_s=window_s, search_s=min(5.0, window_s / 2)).windows(
-        path, info.duration_s
-    ))  # fmt: skip
+    windows = list(
+        PyAVDecoder(window_s=window_s, search_s=min(5.0, window_s / 2)).windows(
+            path, info.duration_s
+        )
+    )
     return np.concatenate([w.samples for w in windows])
 
 

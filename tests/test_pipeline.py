@@ -15,7 +15,6 @@ from trax.pipeline import (
     PipelineError,
     collect_inputs,
     get_pipeline,
-    run_files,
 )
 from trax.store import Database, SqlTranscriptStore
 
@@ -68,22 +67,6 @@ def test_every_format_transcribes(pipeline: Pipeline, media_dir: Path, ext: str)
     assert "ask not what your country can do for you" in transcript.text.lower()
 
 
-def test_batch_with_bad_inputs_keeps_going_and_leaves_nothing_of_failures(
-    pipeline: Pipeline, database: Database, bad_inputs: dict[str, Path], tmp_path: Path
-) -> None:
-    out = tmp_path / "out"
-    paths = [bad_inputs["truncated"], JFK, *bad_inputs.values(), tmp_path / "missing.wav"]
-    inputs, failures = collect_inputs(paths, out)
-    results = failures + list(run_files(pipeline, inputs, ["txt", "srt", "json"]))
-    by_status = {r.path.name: r.status for r in results}
-    assert by_status["jfk.flac"] == "done"
-    assert sum(s == "failed" for s in by_status.values()) == 6
-    assert all(r.error and "\n" not in r.error for r in results if r.status == "failed")
-    # Only JFK left anything behind: one media row, one transcript, three exports.
-    assert row_counts(database) == (1, 1)
-    assert sorted(p.name for p in out.iterdir()) == ["jfk.json", "jfk.srt", "jfk.txt"]
-
-
 def test_pure_silence_is_an_empty_transcript(pipeline: Pipeline, tmp_path: Path) -> None:
     import numpy as np
 
@@ -109,9 +92,11 @@ def test_long_recording_is_processed_in_windows(
         seen.append(position)
 
     small_windows = Pipeline(
-        TranscriptionSettings(), store, decoder=PyAVDecoder(window_s=4.0, search_s=1.5),
+        TranscriptionSettings(),
+        store,
+        decoder=PyAVDecoder(window_s=4.0, search_s=1.5),
         transcriber=transcriber,
-    )  # fmt: skip
+    )
     transcript, _ = small_windows.transcribe(JFK, on_progress=progress)
     assert len(seen) >= 4 and seen == sorted(seen)  # per segment and per window
     assert seen[-1] == pytest.approx(11.0, abs=0.05)
@@ -127,13 +112,20 @@ def test_collect_inputs_recurses_skips_non_media_and_disambiguates(
     (clip_dir / ".hidden.wav").write_bytes(b"x")
     empty = tmp_path / "empty"
     empty.mkdir()
-    inputs, failures = collect_inputs([clip_dir, empty], tmp_path / "out")
+    missing = tmp_path / "missing.wav"
+    inputs, problems = collect_inputs([clip_dir, empty, missing], tmp_path / "out")
     names = sorted(i.path.name for i in inputs)
-    assert names == ["Präsident Kennedy.flac", "Präsident Kennedy.mp3", "greasy wash.wav"]
+    # A missing file named directly becomes a job (that fails with its reason).
+    assert names == [
+        "Präsident Kennedy.flac",
+        "Präsident Kennedy.mp3",
+        "greasy wash.wav",
+        "missing.wav",
+    ]
     bases = {i.path.name: i.export_base for i in inputs}
     assert bases["greasy wash.wav"] == tmp_path / "out" / "Zürich" / "greasy wash"
     assert bases["Präsident Kennedy.flac"].name == "Präsident Kennedy.flac"
-    assert [(f.path, f.error) for f in failures] == [(empty, "no media files found in folder")]
+    assert problems == [(empty, "no media files found in folder")]
 
 
 def test_pipeline_registry() -> None:

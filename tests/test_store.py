@@ -22,10 +22,15 @@ def make_transcript(sha: str = "a" * 64, text: str = "Hello there.") -> Transcri
     media = MediaInfo("/audio/hello.wav", 1234, sha, 2.0, "wav", "pcm_s16le", 16000, 1)
     segment = Segment(0.5, 1.4, text, words, avg_logprob=-0.25, compression_ratio=0.9)
     return Transcript(
-        media=media, segments=(segment,), language="en", language_probability=0.98,
-        settings=TranscriptionSettings(), model_id="tiny.en@sha256:test",
-        stage_versions={"asr": "x/1"}, timings={"total_s": 0.5},
-    )  # fmt: skip
+        media=media,
+        segments=(segment,),
+        language="en",
+        language_probability=0.98,
+        settings=TranscriptionSettings(),
+        model_id="tiny.en@sha256:test",
+        stage_versions={"asr": "x/1"},
+        timings={"total_s": 0.5},
+    )
 
 
 def test_save_then_find_and_get_round_trip(store: SqlTranscriptStore) -> None:
@@ -36,8 +41,11 @@ def test_save_then_find_and_get_round_trip(store: SqlTranscriptStore) -> None:
     assert found is not None and found.id == saved.id
     assert found.segments == original.segments
     assert found.media == original.media
-    assert (found.language, found.model_id, found.settings) == ("en", "tiny.en@sha256:test",
-                                                                original.settings)  # fmt: skip
+    assert (found.language, found.model_id, found.settings) == (
+        "en",
+        "tiny.en@sha256:test",
+        original.settings,
+    )
     assert store.get(saved.id) == found
     assert store.get(saved.id + 1000) is None
 

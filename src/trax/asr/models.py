@@ -19,10 +19,25 @@ from trax.paths import cache_dir
 DEFAULT_MODEL = "tiny.en"
 
 HUB_MODELS = (
-    "tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en",
-    "large-v1", "large-v2", "large-v3", "large", "distil-small.en", "distil-medium.en",
-    "distil-large-v2", "distil-large-v3", "large-v3-turbo", "turbo",
-)  # fmt: skip
+    "tiny",
+    "tiny.en",
+    "base",
+    "base.en",
+    "small",
+    "small.en",
+    "medium",
+    "medium.en",
+    "large-v1",
+    "large-v2",
+    "large-v3",
+    "large",
+    "distil-small.en",
+    "distil-medium.en",
+    "distil-large-v2",
+    "distil-large-v3",
+    "large-v3-turbo",
+    "turbo",
+)
 """Names faster-whisper resolves on the Hugging Face Hub (online users only)."""
 
 
@@ -264,9 +279,11 @@ def resolve_model(name: str) -> ResolvedModel:
                 "(needs model.bin and config.json)"
             )
         return ResolvedModel(
-            name=path.name, source="local", location=str(path.resolve()),
+            name=path.name,
+            source="local",
+            location=str(path.resolve()),
             model_id=f"local:{path.resolve()}",
-        )  # fmt: skip
+        )
     if name in HUB_MODELS or "/" in name:
         return ResolvedModel(name=name, source="hub", location=name, model_id=f"hub:{name}")
     known = ", ".join(sorted(BUNDLED))

@@ -228,9 +228,12 @@ def _load_from_hub(name: str, device: str, compute_type: str, cpu_threads: int) 
 
     try:
         return WhisperModel(
-            name, device=device, compute_type=compute_type, cpu_threads=cpu_threads,
+            name,
+            device=device,
+            compute_type=compute_type,
+            cpu_threads=cpu_threads,
             local_files_only=True,
-        )  # fmt: skip
+        )
     except Exception:  # noqa: BLE001 - any cache miss means: try the network
         pass
     try:

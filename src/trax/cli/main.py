@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -13,7 +12,6 @@ import click
 
 if TYPE_CHECKING:
     from trax.core import Transcript
-    from trax.pipeline import FileResult
     from trax.store import SqlTranscriptStore
 
 EXIT_FAILED = 1
@@ -69,202 +67,7 @@ def main() -> None:
     cli(prog_name="trax")
 
 
-# --------------------------------------------------------------------------- transcribe
-
-
-@cli.command()
-# Readability is checked per file, so one unreadable file fails alone, with a clear line.
-@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
-@click.option(
-    "-m",
-    "--model",
-    default="tiny.en",
-    show_default=True,
-    help="Bundled model (tiny.en, base), hub name, or CTranslate2 model folder.",
-)
-@click.option(
-    "-p",
-    "--pipeline",
-    "pipeline_name",
-    default="v1",
-    show_default=True,
-    help="Pipeline version (see `trax pipelines`).",
-)
-@click.option("-l", "--language", help="Language code (default: detect).")
-@click.option("--beam-size", default=5, show_default=True, type=click.IntRange(1, 20))
-@click.option("--initial-prompt", help="Text that primes spelling and style.")
-@click.option("--hotwords", help="Words and names to favour.")
-@click.option("--no-vad", is_flag=True, help="Decode silence too (not recommended).")
-@click.option("--sequential", is_flag=True, help="Decode one chunk at a time, not batched.")
-@click.option(
-    "-f",
-    "--format",
-    "format_spec",
-    default="txt,srt",
-    show_default=True,
-    help="Export formats: txt,srt,vtt,json,tsv,md or all; 'none' to skip.",
-)
-@click.option(
-    "-o",
-    "--output-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("transcripts"),
-    show_default=True,
-)
-@click.option(
-    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
-)
-@click.option(
-    "--force", is_flag=True, help="Transcribe again even if stored with the same settings."
-)
-@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
-@pass_context
-def transcribe(
-    obj: Context,
-    paths: tuple[Path, ...],
-    model: str,
-    pipeline_name: str,
-    language: str | None,
-    beam_size: int,
-    initial_prompt: str | None,
-    hotwords: str | None,
-    no_vad: bool,
-    sequential: bool,
-    format_spec: str,
-    output_dir: Path,
-    device: str,
-    force: bool,
-    quiet: bool,
-    as_json: bool,
-) -> None:
-    """Transcribe media files and folders (recursively), store and export them."""  # fmt: skip
-    from trax.asr import ModelError, resolve_model
-    from trax.core import TranscriptionSettings
-    from trax.export import parse_formats
-    from trax.pipeline import Pipeline, PipelineError, collect_inputs, run_files
-
-    try:
-        formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
-    except ValueError as exc:
-        fail(str(exc))
-    settings = TranscriptionSettings(
-        pipeline=pipeline_name, model=model, language=language, beam_size=beam_size,
-        initial_prompt=initial_prompt, hotwords=hotwords, vad=not no_vad, batched=not sequential,
-    )  # fmt: skip
-    inputs, failures = collect_inputs(paths, output_dir)
-    store = obj.store()
-    try:
-        pipeline = Pipeline(settings, store, device=device)
-        resolve_model(model)  # fail fast on a bad model name, before any file
-    except (PipelineError, ModelError) as exc:
-        fail(str(exc))
-
-    results: list[FileResult] = []
-    for failure in failures:
-        results.append(failure)
-        _report(failure, quiet, as_json)
-    progress = _Progress(not (quiet or as_json) and sys.stderr.isatty(), len(inputs))
-    try:
-        for result in run_files(pipeline, inputs, formats, force, progress.update):
-            progress.next_file()
-            results.append(result)
-            _report(result, quiet, as_json)
-    except ModelError as exc:
-        fail(str(exc))
-    except KeyboardInterrupt:
-        progress.next_file()
-        done = sum(r.status != "failed" for r in results)
-        click.echo(f"interrupted: {done} file(s) finished and stored; nothing partial was kept",
-                   err=True)  # fmt: skip
-        sys.exit(EXIT_INTERRUPTED)
-
-    if as_json:
-        click.echo(json.dumps(_summary(results), ensure_ascii=False, indent=2))
-    elif len(results) == 1 and results[0].transcript is not None and not quiet:
-        click.echo(results[0].transcript.text)
-    if len(results) > 1 and not (quiet or as_json):
-        counts = {s: sum(r.status == s for r in results) for s in ("done", "cached", "failed")}
-        click.echo(", ".join(f"{n} {s}" for s, n in counts.items() if n), err=True)
-    if any(r.status == "failed" for r in results):
-        sys.exit(EXIT_FAILED)
-
-
-class _Progress:
-    """A live progress bar on stderr for the file being transcribed; only on a terminal."""
-
-    width = 24
-
-    def __init__(self, enabled: bool, files: int) -> None:
-        self.enabled = enabled
-        self.files = files
-        self.index = 1
-        self.shown = False
-        self.started = time.monotonic()
-
-    def update(self, position: float, duration: float | None) -> None:
-        if not self.enabled:
-            return
-        line = f"[{self.index}/{self.files}] "
-        if duration:
-            fraction = min(position / duration, 1.0)
-            filled = round(fraction * self.width)
-            line += f"{'█' * filled}{'░' * (self.width - filled)} {fraction:4.0%} "
-        line += f"{_clock(position)} / {_clock(duration)}"
-        elapsed = time.monotonic() - self.started
-        if elapsed > 1.0:
-            line += f"  {position / elapsed:.0f}× real time"
-        click.echo(f"\r\033[K{line}", err=True, nl=False)
-        self.shown = True
-
-    def next_file(self) -> None:
-        if self.shown:
-            click.echo("\r\033[K", err=True, nl=False)
-            self.shown = False
-        self.index += 1
-        self.started = time.monotonic()
-
-
-def _report(result: FileResult, quiet: bool, as_json: bool) -> None:
-    if result.status == "failed":
-        if not as_json:
-            click.echo(f"failed  {result.path}: {result.error}", err=True)
-        return
-    if quiet or as_json or result.transcript is None:
-        return
-    transcript = result.transcript
-    exports = ", ".join(str(p) for p in result.exports) or "no exports"
-    note = "already stored" if result.status == "cached" else f"{result.elapsed_s:.1f} s"
-    click.echo(
-        f"{result.status:<6}  {result.path}  [{_clock(transcript.duration_s)} audio, {note}, "
-        f"#{transcript.id}] → {exports}",
-        err=True,
-    )
-
-
-def _summary(results: list[FileResult]) -> dict[str, Any]:
-    files = []
-    for r in results:
-        entry: dict[str, Any] = {"path": str(r.path), "status": r.status, "error": r.error}
-        if r.transcript is not None:
-            entry |= {
-                "transcript_id": r.transcript.id,
-                "duration_s": r.transcript.duration_s,
-                "language": r.transcript.language,
-                "text": r.transcript.text,
-                "exports": [str(p) for p in r.exports],
-                "elapsed_s": round(r.elapsed_s, 3),
-            }
-        files.append(entry)
-    return {
-        "files": files,
-        "done": sum(r.status == "done" for r in results),
-        "cached": sum(r.status == "cached" for r in results),
-        "failed": sum(r.status == "failed" for r in results),
-    }
-
-
-def _clock(seconds: float | None) -> str:
+def clock(seconds: float | None) -> str:
     if seconds is None:
         return "?"
     total = round(seconds)
@@ -286,12 +89,17 @@ def list_(obj: Context, limit: int, as_json: bool) -> None:
     if as_json:
         rows = [
             {
-                "id": s.id, "path": s.path, "duration_s": s.duration_s, "pipeline": s.pipeline,
-                "model_id": s.model_id, "language": s.language, "words": s.words,
+                "id": s.id,
+                "path": s.path,
+                "duration_s": s.duration_s,
+                "pipeline": s.pipeline,
+                "model_id": s.model_id,
+                "language": s.language,
+                "words": s.words,
                 "created_at": s.created_at.isoformat(),
             }
             for s in summaries
-        ]  # fmt: skip
+        ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not summaries:
@@ -300,7 +108,7 @@ def list_(obj: Context, limit: int, as_json: bool) -> None:
     click.echo(f"{'ID':>5}  {'CREATED':16}  {'AUDIO':>7}  {'PIPE':4}  {'WORDS':>6}  PATH")
     for s in summaries:
         click.echo(
-            f"{s.id:>5}  {s.created_at:%Y-%m-%d %H:%M}  {_clock(s.duration_s):>7}  "
+            f"{s.id:>5}  {s.created_at:%Y-%m-%d %H:%M}  {clock(s.duration_s):>7}  "
             f"{s.pipeline:4}  {s.words:>6}  {s.path}"
         )
 
@@ -328,7 +136,7 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
     media = transcript.media
     click.echo(f"#{transcript.id}  {media.path}")
     click.echo(
-        f"  {_clock(transcript.duration_s)} audio, {media.container}/{media.audio_codec}, "
+        f"  {clock(transcript.duration_s)} audio, {media.container}/{media.audio_codec}, "
         f"language {transcript.language}, pipeline {transcript.settings.pipeline}, "
         f"model {transcript.model_id}"
     )
@@ -336,7 +144,7 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
     click.echo("")
     if segments:
         for s in transcript.segments:
-            click.echo(f"[{_clock(s.start)} → {_clock(s.end)}] {s.text}")
+            click.echo(f"[{clock(s.start)} → {clock(s.end)}] {s.text}")
     else:
         click.echo(transcript.text)
 
@@ -344,8 +152,12 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
 @cli.command()
 @click.argument("transcript_id", type=int)
 @click.option("-f", "--format", "fmt", default="srt", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="File to write (default: standard output).")  # fmt: skip
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: standard output).",
+)
 @pass_context
 def export(obj: Context, transcript_id: int, fmt: str, output: Path | None) -> None:
     """Export a stored transcript to a file."""
@@ -480,7 +292,7 @@ def eval_asr(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Word error rate of a pipeline against reference transcripts."""  # fmt: skip
+    """Word error rate of a pipeline against reference transcripts."""
     from trax.asr import ModelError, resolve_model
     from trax.core import TranscriptionSettings
     from trax.eval import EvalError
@@ -493,9 +305,11 @@ def eval_asr(
         clips = match_audio(directory, references)
         resolved = resolve_model(model)
         settings = TranscriptionSettings(
-            pipeline=pipeline_name, model=model, beam_size=beam_size,
+            pipeline=pipeline_name,
+            model=model,
+            beam_size=beam_size,
             language=None if language == "auto" else language,
-        )  # fmt: skip
+        )
         pipeline = Pipeline(settings, obj.store())
     except (EvalError, ModelError, PipelineError) as exc:
         fail(str(exc))
@@ -577,7 +391,7 @@ def eval_diarization(
     skip_overlap: bool,
     as_json: bool,
 ) -> None:
-    """Diarization error rate (pyannote.metrics) against a reference RTTM."""  # fmt: skip
+    """Diarization error rate (pyannote.metrics) against a reference RTTM."""
     from trax.eval import EvalError
     from trax.eval.diarization import evaluate_diarization, read_rttm, read_uem
 
@@ -609,5 +423,6 @@ def eval_diarization(
             f"{score.total_s:7.1f}s"
         )
     overlap = "overlap not scored" if skip_overlap else "overlap scored"
-    click.echo(f"collar {collar:g} s (±{collar / 2:g} s around reference boundaries), {overlap}",
-               err=True)  # fmt: skip
+    click.echo(
+        f"collar {collar:g} s (±{collar / 2:g} s around reference boundaries), {overlap}", err=True
+    )

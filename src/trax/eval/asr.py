@@ -194,9 +194,17 @@ def evaluate(
         elapsed = time.perf_counter() - started
         scored = score_file(stem, normalise(references[stem]), normalise(text))
         scored = FileScore(
-            scored.name, scored.reference, scored.hypothesis, scored.substitutions,
-            scored.deletions, scored.insertions, scored.reference_words, duration, elapsed, cached,
-        )  # fmt: skip
+            scored.name,
+            scored.reference,
+            scored.hypothesis,
+            scored.substitutions,
+            scored.deletions,
+            scored.insertions,
+            scored.reference_words,
+            duration,
+            elapsed,
+            cached,
+        )
         report.files.append(scored)
         if on_file is not None:
             on_file(scored)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from trax.core import Transcript
-from trax.export.atomic import write_atomic
+from trax.export.atomic import remove_leftovers, write_atomic
 from trax.export.formats import (
     JsonExporter,
     MarkdownExporter,
@@ -20,6 +20,7 @@ from trax.export.formats import (
 __all__ = [
     "FORMATS",
     "Exporter",
+    "export_beside",
     "export_transcript",
     "get_exporter",
     "parse_formats",
@@ -61,6 +62,19 @@ def export_transcript(transcript: Transcript, fmt: str, path: Path) -> Path:
     """Render ``transcript`` as ``fmt`` and write it atomically to ``path``."""
     write_atomic(path, get_exporter(fmt).render(transcript))
     return path
+
+
+def export_beside(transcript: Transcript, formats: Sequence[str], base: Path) -> list[Path]:
+    """Write each format to ``base`` plus its extension (``out/talk`` → ``out/talk.srt``).
+
+    Temp files that a killed earlier attempt left beside the targets are removed.
+    """
+    paths = [base.with_name(base.name + get_exporter(fmt).extension) for fmt in formats]
+    for path in paths:
+        remove_leftovers(path)
+    return [
+        export_transcript(transcript, fmt, path) for fmt, path in zip(formats, paths, strict=True)
+    ]
 
 
 def parse_formats(spec: str) -> list[str]:

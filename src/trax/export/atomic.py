@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 from pathlib import Path
+
+from trax.failpoints import failpoint
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -26,8 +29,15 @@ def write_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        failpoint("export")
         tmp.replace(path)
     except BaseException:
         # Also on KeyboardInterrupt: an interrupted export must not leave debris.
         tmp.unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(path: Path) -> None:
+    """Delete temp files a killed process left beside ``path`` (``.<name>.<random>.tmp``)."""
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        leftover.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trax.core import SAMPLE_RATE, AudioWindow
+from trax.failpoints import failpoint
 from trax.media.errors import MediaError
 from trax.media.probe import _reason, check_readable
 
@@ -111,6 +112,7 @@ class PyAVDecoder:
                         frame.pts = None
                     for out in resampler.resample(frame):
                         yield np.array(out.to_ndarray(), dtype=np.float32).reshape(-1)
+                        failpoint("decode")
         except PermissionError:
             raise MediaError("permission denied") from None
         except (av.error.FFmpegError, UnicodeDecodeError) as exc:

@@ -17,9 +17,9 @@ from trax.pipeline.versions import (
 )
 
 if TYPE_CHECKING:
-    from trax.pipeline.run import FileResult, MediaInput, Pipeline, collect_inputs, run_files
+    from trax.pipeline.run import Interrupted, MediaInput, Pipeline, collect_inputs
 
-_RUNNER = {"FileResult", "MediaInput", "Pipeline", "collect_inputs", "run_files"}
+_RUNNER = {"Interrupted", "MediaInput", "Pipeline", "collect_inputs"}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,12 +33,11 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_PIPELINE",
     "PIPELINES",
-    "FileResult",
+    "Interrupted",
     "MediaInput",
     "Pipeline",
     "PipelineError",
     "PipelineVersion",
     "collect_inputs",
     "get_pipeline",
-    "run_files",
 ]

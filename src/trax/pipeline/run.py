@@ -1,24 +1,23 @@
-"""Run a pipeline over files: probe → dedup → decode windows → ASR → store → export.
+"""Run a pipeline over one file: probe → dedup → decode windows → ASR → store.
 
-Each file is independent: its failure is recorded and the next file goes on.
-Nothing of a failed file is stored or exported, because the transcript is
-saved in one transaction only after recognition finished, and exports are
-written atomically afterwards.
+Nothing of a failed or interrupted file is stored: the transcript is saved in
+one transaction, only after recognition finished. Batches of files, exports
+and crash recovery are the job runner's (``trax.jobs``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 from trax.asr import FasterWhisperTranscriber, Transcriber, resolve_model
-from trax.asr.models import ModelError
 from trax.core import AudioWindow, MediaInfo, Segment, Transcript, TranscriptionSettings
-from trax.media import MediaDecoder, MediaError, PyAVDecoder, is_media_path, probe
+from trax.failpoints import failpoint
+from trax.media import MediaDecoder, PyAVDecoder, is_media_path, probe
 from trax.pipeline.versions import get_pipeline
 from trax.store import TranscriptStore
 
@@ -36,31 +35,18 @@ class MediaInput:
     export_base: Path
 
 
-@dataclass(slots=True)
-class FileResult:
-    path: Path
-    status: Literal["done", "cached", "failed"]
-    transcript: Transcript | None = None
-    error: str | None = None
-    exports: list[Path] = field(default_factory=list)
-    elapsed_s: float = 0.0
-
-
-class InputError(Exception):
-    """A path given on the command line that yields no media."""
-
-
 def collect_inputs(
     paths: Iterable[Path], output_dir: Path
-) -> tuple[list[MediaInput], list[FileResult]]:
-    """Expand files and directories (recursively) into inputs, plus one failure per bad path.
+) -> tuple[list[MediaInput], list[tuple[Path, str]]]:
+    """Expand files and directories (recursively) into inputs, plus (folder, problem) pairs.
 
-    Files named directly are always tried, whatever their extension; inside
+    Files named directly are always tried, whatever their extension or even
+    existence (a missing one fails as a job, with its reason); inside
     directories only known media extensions are taken and hidden files skipped.
     Exports mirror the layout under a directory so equal names can't collide.
     """
     inputs: list[MediaInput] = []
-    failures: list[FileResult] = []
+    problems: list[tuple[Path, str]] = []
     for path in paths:
         if path.is_dir():
             found = sorted(
@@ -71,15 +57,13 @@ def collect_inputs(
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
-                failures.append(FileResult(path, "failed", error="no media files found in folder"))
+                problems.append((path, "no media files found in folder"))
             for file in found:
                 relative = file.relative_to(path)
                 inputs.append(MediaInput(file, output_dir / relative.parent / file.stem))
-        elif path.exists() or path.is_symlink():
-            inputs.append(MediaInput(path, output_dir / path.stem))
         else:
-            failures.append(FileResult(path, "failed", error="file not found"))
-    return _disambiguate(inputs), failures
+            inputs.append(MediaInput(path, output_dir / path.stem))
+    return _disambiguate(inputs), problems
 
 
 def _disambiguate(inputs: list[MediaInput]) -> list[MediaInput]:
@@ -120,17 +104,29 @@ class Pipeline:
         return self._transcriber
 
     def transcribe(
-        self, path: Path, force: bool = False, on_progress: ProgressCallback | None = None
+        self,
+        path: Path,
+        force: bool = False,
+        on_progress: ProgressCallback | None = None,
+        *,
+        since: datetime | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> tuple[Transcript, bool]:
-        """Transcribe and store one file; return (transcript, reused_from_store)."""
+        """Transcribe and store one file; return (transcript, reused_from_store).
+
+        ``force`` ignores stored transcripts made before ``since`` (all of them
+        when ``since`` is None). ``should_stop`` is polled as recognition goes;
+        when it turns true, ``Interrupted`` is raised and nothing is stored.
+        """
         started = time.perf_counter()
         media = probe(path)
-        if not force:
-            cached = self.store.find(media.sha256, self.settings.cache_key())
+        if not force or since is not None:
+            key = self.settings.cache_key()
+            cached = self.store.find(media.sha256, key, created_after=since if force else None)
             if cached is not None:
                 return cached, True
         probe_s = time.perf_counter() - started
-        recognised = self._recognise(media, on_progress)
+        recognised = self._recognise(media, on_progress, should_stop)
         transcript = Transcript(
             # What was decoded is the truth; container headers can be wrong.
             media=replace(media, duration_s=round(recognised.decoded_s, 3)),
@@ -149,8 +145,15 @@ class Pipeline:
         )
         return self.store.save(transcript), False
 
-    def _recognise(self, media: MediaInfo, on_progress: ProgressCallback | None) -> _Recognition:
+    def _recognise(
+        self,
+        media: MediaInfo,
+        on_progress: ProgressCallback | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> _Recognition:
         """Decode window by window and recognise each; one window is in memory at a time."""
+        if should_stop is not None:
+            on_progress = _stoppable(on_progress, should_stop)
         result = _Recognition(language=self.settings.language or "")
         windows = iter(self.decoder.windows(Path(media.path), media.duration_s))
         while True:
@@ -166,6 +169,7 @@ class Pipeline:
                 window, self.settings, result.language or None, _offset(on_progress, window, media)
             )
             result.asr_s += time.perf_counter() - tock
+            failpoint("asr")
             if not result.language:
                 result.language = recognised.language
                 result.language_probability = recognised.language_probability
@@ -175,6 +179,24 @@ class Pipeline:
                 on_progress(window.end_s, media.duration_s)
         result.language = result.language or "en"
         return result
+
+
+class Interrupted(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
+    """Recognition was asked to stop (Ctrl-C, a cancelled job); nothing was stored."""
+
+
+def _stoppable(
+    on_progress: ProgressCallback | None, should_stop: Callable[[], bool]
+) -> ProgressCallback:
+    """Report progress, then give up at this point if asked to stop."""
+
+    def report(position: float, duration: float | None) -> None:
+        if on_progress is not None:
+            on_progress(position, duration)
+        if should_stop():
+            raise Interrupted
+
+    return report
 
 
 def _offset(
@@ -194,47 +216,3 @@ class _Recognition:
     decoded_s: float = 0.0
     decode_s: float = 0.0
     asr_s: float = 0.0
-
-
-def run_files(
-    pipeline: Pipeline,
-    inputs: Iterable[MediaInput],
-    formats: list[str],
-    force: bool = False,
-    on_progress: ProgressCallback | None = None,
-) -> Iterator[FileResult]:
-    """Transcribe and export each input; one file's failure never stops the next."""
-    from trax.export import export_transcript, get_exporter
-
-    for item in inputs:
-        started = time.perf_counter()
-        try:
-            transcript, cached = pipeline.transcribe(item.path, force, on_progress)
-            exports = [
-                export_transcript(
-                    transcript,
-                    fmt,
-                    item.export_base.with_name(item.export_base.name + get_exporter(fmt).extension),
-                )
-                for fmt in formats
-            ]
-        except ModelError:
-            raise  # the same for every file: stop the batch with one clear error
-        except MediaError as exc:
-            yield FileResult(item.path, "failed", error=str(exc), elapsed_s=_since(started))
-            continue
-        except OSError as exc:
-            reason = exc.strerror or str(exc)
-            yield FileResult(item.path, "failed", error=reason, elapsed_s=_since(started))
-            continue
-        except Exception as exc:
-            log.exception("unexpected error on %s", item.path)
-            reason = f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0]
-            yield FileResult(item.path, "failed", error=reason, elapsed_s=_since(started))
-            continue
-        status: Literal["done", "cached"] = "cached" if cached else "done"
-        yield FileResult(item.path, status, transcript, None, exports, _since(started))
-
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started

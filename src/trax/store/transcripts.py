@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from trax.core import MediaInfo, Transcript
+from trax.failpoints import failpoint
 from trax.payload import SCHEMA_VERSION, from_payload, segment_to_dict
 from trax.store.database import Database
 from trax.store.models import MediaFileRow, TranscriptRow
@@ -32,7 +33,9 @@ class TranscriptSummary:
 
 
 class TranscriptStore(Protocol):
-    def find(self, sha256: str, settings_key: str) -> Transcript | None: ...
+    def find(
+        self, sha256: str, settings_key: str, created_after: datetime | None = None
+    ) -> Transcript | None: ...
     def save(self, transcript: Transcript) -> Transcript: ...
     def get(self, transcript_id: int) -> Transcript | None: ...
     def summaries(self, limit: int = 50) -> list[TranscriptSummary]: ...
@@ -63,17 +66,26 @@ class SqlTranscriptStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def find(self, sha256: str, settings_key: str) -> Transcript | None:
+    def find(
+        self, sha256: str, settings_key: str, created_after: datetime | None = None
+    ) -> Transcript | None:
+        """The newest transcript of this content with these settings.
+
+        ``created_after`` limits the search to transcripts made since then, so a
+        forced job that crashed after saving finds its own result on resume
+        instead of transcribing (and storing) the file a second time.
+        """
         from sqlalchemy import select
 
+        query = (
+            select(TranscriptRow)
+            .join(MediaFileRow)
+            .where(MediaFileRow.sha256 == sha256, TranscriptRow.settings_key == settings_key)
+        )
+        if created_after is not None:
+            query = query.where(TranscriptRow.created_at >= created_after)
         with self.database.session() as session:
-            row = session.scalars(
-                select(TranscriptRow)
-                .join(MediaFileRow)
-                .where(MediaFileRow.sha256 == sha256, TranscriptRow.settings_key == settings_key)
-                .order_by(TranscriptRow.id.desc())
-                .limit(1)
-            ).first()
+            row = session.scalars(query.order_by(TranscriptRow.id.desc()).limit(1)).first()
             return _to_transcript(row) if row else None
 
     def get(self, transcript_id: int) -> Transcript | None:
@@ -112,6 +124,7 @@ class SqlTranscriptStore:
             )
             session.add(row)
             session.flush()
+            failpoint("store.commit")
             return replace(transcript, id=row.id, created_at=row.created_at)
 
     def summaries(self, limit: int = 50) -> list[TranscriptSummary]:

@@ -1,0 +1,226 @@
+"""The Markdown report: one header and one table per measurement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmarks.environment import Environment
+from benchmarks.sections import (
+    CLI_TARGET_S,
+    RAW,
+    Accuracy,
+    Batch,
+    CliRow,
+    Diarization,
+    Memory,
+    SpeedRow,
+)
+
+
+@dataclass(slots=True)
+class Results:
+    mode: str  # "full" or "quick"
+    corpus: str
+    environment: Environment
+    accuracy: Accuracy
+    speed: list[SpeedRow]
+    memory: Memory
+    cli: list[CliRow]
+    batch: Batch
+    diarization: Diarization
+
+
+def clock(seconds: float) -> str:
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def mib(value: float) -> str:
+    return f"{value / 1024:.2f} GiB" if value >= 1024 else f"{value:.0f} MiB"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _system(system: str, pipeline: str | None) -> str:
+    return f"Trax {pipeline}" if system == "trax" else f"raw {RAW}"
+
+
+def header(results: Results) -> list[str]:
+    env = results.environment
+    versions = ", ".join(f"{name} {version}" for name, version in env.packages.items())
+    load_start = " / ".join(f"{x:.2f}" for x in env.load_average_start)
+    load_end = " / ".join(f"{x:.2f}" for x in env.load_average_end)
+    return [
+        f"# Trax benchmarks — {env.date}",
+        "",
+        f"- **Mode:** {results.mode} (`python -m benchmarks.run"
+        + (" --quick" if results.mode == "quick" else "")
+        + "`), started {env.started_at}, finished {env.finished_at}",
+        f"- **Machine:** {env.cpu_model}, {env.cores} cores; {env.platform}",
+        f"- **Python** {env.python}; {versions}",
+        f"- **Corpus:** `{results.corpus}` (real speech only)",
+        f"- **Load average** (1/5/15 min) at start {load_start}, at end {load_end}",
+        "- **Times are medians** over the stated number of runs, each a fresh process "
+        "(start-up, imports and model loading included), wall clock. Competing commands "
+        "alternate (Trax, raw, Trax, raw, …). Raw faster-whisper is "
+        '`WhisperModel(dir, device="cpu", compute_type="int8")` + '
+        "`transcribe(path, beam_size=5)`: no VAD, no batching, whole file in memory.",
+        "",
+    ]
+
+
+def accuracy_section(accuracy: Accuracy) -> list[str]:
+    rows = [
+        [
+            _system(r.system, r.pipeline),
+            r.model,
+            f"{r.wer:.2%}".replace("%", " %"),
+            str(r.substitutions),
+            str(r.deletions),
+            str(r.insertions),
+            str(r.reference_words),
+            "—" if r.delta_points is None else f"{r.delta_points:+.2f}",
+        ]
+        for r in accuracy.rows
+    ]
+    audio = accuracy.rows[0].audio_s if accuracy.rows else 0.0
+    lines = [
+        "## 1. Accuracy",
+        "",
+        f"Word error rate on {accuracy.corpus} ({accuracy.clips} clips, {clock(audio)} of speech), "
+        f"both sides normalised with {accuracy.normaliser}; beam 5. "
+        "Δ is Trax minus raw in percentage points (negative: Trax is more accurate).",
+        "",
+        *table(["system", "model", "WER", "S", "D", "I", "ref. words", "Δ vs raw"], rows),
+    ]
+    lines += ["", *(f"- {note}" for note in accuracy.skipped)] if accuracy.skipped else []
+    return [*lines, ""]
+
+
+def speed_section(speed: list[SpeedRow]) -> list[str]:
+    audio = speed[0].audio_s if speed else 0.0
+    rows = [
+        [
+            f"Trax {r.pipeline}",
+            r.model,
+            str(r.runs),
+            f"{r.trax_median_s:.1f} s",
+            f"{r.raw_median_s:.1f} s",
+            f"**{r.ratio:.2f}×**",
+            f"{r.trax_rtf:.3f}",
+            f"{r.raw_rtf:.3f}",
+        ]
+        for r in speed
+    ]
+    return [
+        "## 2. Speed",
+        "",
+        f"A {clock(audio)} recording (LibriSpeech speakers concatenated, 16 kHz mono WAV), "
+        "`trax transcribe FILE --force -f none -q -p vN -m M` vs the raw script. "
+        "raw/Trax > 1 means Trax is faster; RTF = wall time / audio time.",
+        "",
+        *table(
+            ["pipeline", "model", "runs", "Trax", "raw", "raw/Trax", "Trax RTF", "raw RTF"], rows
+        ),
+        "",
+    ]
+
+
+def memory_section(memory: Memory) -> list[str]:
+    rows = []
+    for r in memory.rows:
+        target = "—"
+        if r.target_mib is not None:
+            mark = "✓" if r.within_target else "✗ over"
+            target = f"< {r.target_mib / 1024:.0f} GB {mark}"
+        rows.append(
+            [
+                r.recording,
+                _system(r.system, r.pipeline),
+                r.model,
+                str(r.runs),
+                f"**{mib(r.peak_rss_mib)}**",
+                f"{r.wall_s:.1f} s",
+                target,
+            ]
+        )
+    lines = [
+        "## 3. Memory",
+        "",
+        "Peak resident set size of the whole process (`wait4` rusage), the highest over "
+        "its runs. Target for Trax: a 2-hour recording under 2 GB, any run under 4 GB.",
+        "",
+        *table(["recording", "system", "model", "runs", "peak RSS", "wall", "target"], rows),
+    ]
+    if memory.long_recording:
+        lines += ["", f"- 2-hour recording: {memory.long_recording}"]
+    return [*lines, ""]
+
+
+def cli_section(cli: list[CliRow]) -> list[str]:
+    rows = [
+        [
+            f"`{r.command}`",
+            str(r.runs),
+            f"**{r.median_s:.2f} s**",
+            f"{r.max_s:.2f} s",
+            "✓" if r.within_target else "✗ over",
+        ]
+        for r in cli
+    ]
+    return [
+        "## 4. CLI response",
+        "",
+        "The venv's `trax` executable run directly (not through `uv run`), "
+        f"fresh process each time; target < {CLI_TARGET_S:.0f} s.",
+        "",
+        *table(["command", "runs", "median", "max", f"< {CLI_TARGET_S:.0f} s"], rows),
+        "",
+    ]
+
+
+def batch_section(batch: Batch) -> list[str]:
+    rows = [
+        [
+            _system(r.system, r.pipeline),
+            r.model,
+            str(r.runs),
+            f"{r.median_s:.1f} s",
+            f"**{r.files_per_min:.1f}**",
+            "—" if r.ratio is None else f"{r.ratio:.2f}×",
+        ]
+        for r in batch.rows
+    ]
+    return [
+        "## 5. Batch",
+        "",
+        f"{batch.files} real clips ({batch.composition}, {clock(batch.audio_s)} in all) in one "
+        "folder: `trax transcribe DIR -f none -q --force` vs the raw script looping over "
+        "the same files with the model loaded once.",
+        "",
+        *table(["system", "model", "runs", "wall", "files/min", "raw/Trax"], rows),
+        "",
+    ]
+
+
+def diarization_section(diarization: Diarization) -> list[str]:
+    return ["## 6. Diarization", "", f"{diarization.note[0].upper()}{diarization.note[1:]}.", ""]
+
+
+def render(results: Results) -> str:
+    lines = [
+        *header(results),
+        *accuracy_section(results.accuracy),
+        *speed_section(results.speed),
+        *memory_section(results.memory),
+        *cli_section(results.cli),
+        *batch_section(results.batch),
+        *diarization_section(results.diarization),
+    ]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,221 @@
+"""``trax jobs …`` and ``trax worker``: batches, their jobs, and distributed workers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from trax.cli.main import EXIT_INTERRUPTED, Context, cli, clock, fail, pass_context
+
+if TYPE_CHECKING:
+    from trax.jobs import Batch, SqlJobStore
+
+
+def _jobs(obj: Context) -> SqlJobStore:
+    from trax.jobs import SqlJobStore
+
+    return SqlJobStore(obj.store().database)
+
+
+def _batch(jobs: SqlJobStore, name: str) -> Batch:
+    batch = jobs.get_batch(name)
+    if batch is None:
+        fail(f"no batch named {name!r} (see `trax jobs list`)")
+    return batch
+
+
+@cli.group()
+def jobs() -> None:
+    """Batches of transcription jobs: list, inspect, retry, cancel, resume."""
+
+
+@jobs.command("list")
+@click.option("-n", "--limit", default=20, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def jobs_list(obj: Context, limit: int, as_json: bool) -> None:
+    """Batches, newest first, with their jobs per status."""
+    rows = _jobs(obj).batches(limit)
+    if as_json:
+        out = [
+            {
+                "batch": r.batch.name,
+                "id": r.batch.id,
+                "created_at": r.batch.created_at.isoformat(),
+                "queued_remotely": r.batch.queued,
+                "audio_s": round(r.audio_s, 3),
+                **r.counts,
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("no batches yet: run `trax transcribe PATH…`", err=True)
+        return
+    click.echo(f"{'BATCH':40}  {'CREATED':16}  {'DONE':>5} {'FAILED':>6} {'LEFT':>5}  AUDIO")
+    for r in rows:
+        left = r.counts["queued"] + r.counts["running"]
+        click.echo(
+            f"{r.batch.name[:40]:40}  {r.batch.created_at:%Y-%m-%d %H:%M}  "
+            f"{r.counts['done']:>5} {r.counts['failed']:>6} {left:>5}  {clock(r.audio_s)}"
+        )
+
+
+@jobs.command("show")
+@click.argument("batch_name")
+@click.option("--status", type=click.Choice(["queued", "running", "done", "failed", "cancelled"]))
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def jobs_show(obj: Context, batch_name: str, status: str | None, as_json: bool) -> None:
+    """The jobs of one batch: status, attempts, progress, error."""
+    store = _jobs(obj)
+    batch = _batch(store, batch_name)
+    rows = store.jobs(batch.id, status)
+    if as_json:
+        out = [
+            {
+                "id": j.id,
+                "path": j.path,
+                "status": j.status,
+                "attempts": j.attempts,
+                "error": j.error,
+                "position_s": j.position_s,
+                "duration_s": j.duration_s,
+                "transcript_id": j.transcript_id,
+                "worker": j.worker,
+                "pipeline": j.pipeline,
+                "priority": j.priority,
+                "exports": j.exports,
+            }
+            for j in rows
+        ]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    click.echo(
+        f"batch {batch.name} → {batch.output_dir} ({', '.join(batch.formats) or 'no exports'})"
+    )
+    for j in rows:
+        if j.status == "running" and j.duration_s:
+            state = f"running {j.position_s / j.duration_s:4.0%}"
+        else:
+            state = j.status
+        detail = f"  {j.error}" if j.error else (f"  #{j.transcript_id}" if j.transcript_id else "")
+        click.echo(f"{j.id:>6}  {state:12}  try {j.attempts}  {j.path}{detail}")
+
+
+@jobs.command("retry")
+@click.argument("batch_name")
+@pass_context
+def jobs_retry(obj: Context, batch_name: str) -> None:
+    """Run the failed (and cancelled) jobs of a batch again — only those."""
+    store = _jobs(obj)
+    batch = _batch(store, batch_name)
+    again = [j.id for j in store.jobs(batch.id) if j.status in ("failed", "cancelled")]
+    count = store.retry(again)
+    click.echo(f"batch {batch.name}: {count} job(s) queued again", err=True)
+    _continue(obj, store, batch)
+
+
+@jobs.command("resume")
+@click.argument("batch_name")
+@pass_context
+def jobs_resume(obj: Context, batch_name: str) -> None:
+    """Finish a batch that was interrupted or killed: queued and orphaned jobs run again."""
+    store = _jobs(obj)
+    _continue(obj, store, _batch(store, batch_name))
+
+
+def _continue(obj: Context, store: SqlJobStore, batch: Batch) -> None:
+    """Run a batch's queued jobs here, or hand them to the workers if it is a queued batch."""
+    if batch.queued:
+        from trax.jobs.queue import QueueError, enqueue
+
+        try:
+            count = enqueue(store.database, store, batch)
+        except QueueError as exc:
+            fail(str(exc))
+        click.echo(f"batch {batch.name}: {count} job(s) enqueued for trax worker", err=True)
+        return
+    from trax.cli.transcribe import finish_batch, run_local_batch
+
+    if run_local_batch(obj, store, batch, quiet=False, as_json=False):
+        finish_batch(store, obj.store(), batch, [], quiet=False, as_json=False)
+
+
+@jobs.command("cancel")
+@click.argument("batch_name")
+@click.option("--job", "job_ids", type=int, multiple=True, help="Only these job ids.")
+@pass_context
+def jobs_cancel(obj: Context, batch_name: str, job_ids: tuple[int, ...]) -> None:
+    """Cancel queued jobs now; running ones stop at their next progress report."""
+    store = _jobs(obj)
+    batch = _batch(store, batch_name)
+    targets = [j for j in store.jobs(batch.id) if not job_ids or j.id in job_ids]
+    queued, running = store.request_cancel([j.id for j in targets])
+    if batch.queued and store.database.dialect == "postgresql":
+        from trax.jobs.queue import cancel_in_queue
+
+        cancel_in_queue(store.database, [j.queue_job_id for j in targets if j.queue_job_id])
+    click.echo(
+        f"batch {batch.name}: {queued} cancelled, {running} running job(s) asked to stop", err=True
+    )
+
+
+@cli.command()
+@click.option(
+    "--concurrency",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Jobs transcribed at once by this worker (one model shared).",
+)
+@click.option(
+    "--stalled-after",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds without a worker heartbeat before its jobs are given to others.",
+)
+@click.option(
+    "--heartbeat",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds between this worker's heartbeats.",
+)
+@click.option(
+    "--recovery-every",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 59),
+    help="Seconds between checks for stalled jobs.",
+)
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+@pass_context
+def worker(
+    obj: Context,
+    concurrency: int,
+    stalled_after: float,
+    heartbeat: float,
+    recovery_every: int,
+    device: str,
+) -> None:
+    """Take jobs from the PostgreSQL queue (`trax transcribe --queue`) until stopped."""
+    from trax.jobs.queue import QueueError, run_worker
+
+    database = obj.store().database
+    click.echo(
+        f"worker ready (concurrency {concurrency}); Ctrl-C to stop after current jobs", err=True
+    )
+    try:
+        run_worker(database, concurrency, stalled_after, heartbeat, recovery_every, device)
+    except QueueError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)

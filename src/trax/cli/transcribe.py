@@ -1,0 +1,391 @@
+"""``trax transcribe``: every file becomes a persisted job of a named batch."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from trax.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, Context, cli, clock, fail, pass_context
+
+if TYPE_CHECKING:
+    from trax.jobs import Batch, Job, SqlJobStore
+    from trax.store import SqlTranscriptStore
+
+
+@cli.command()
+# Readability is checked per file, so one unreadable file fails alone, with a clear line.
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False, path_type=Path))
+@click.option(
+    "-m",
+    "--model",
+    default="tiny.en",
+    show_default=True,
+    help="Bundled model (tiny.en, base), hub name, or CTranslate2 model folder.",
+)
+@click.option(
+    "-p",
+    "--pipeline",
+    "pipeline_name",
+    default="v1",
+    show_default=True,
+    help="Pipeline version (see `trax pipelines`).",
+)
+@click.option("-l", "--language", help="Language code (default: detect).")
+@click.option("--beam-size", default=5, show_default=True, type=click.IntRange(1, 20))
+@click.option("--initial-prompt", help="Text that primes spelling and style.")
+@click.option("--hotwords", help="Words and names to favour.")
+@click.option("--no-vad", is_flag=True, help="Decode silence too (not recommended).")
+@click.option("--sequential", is_flag=True, help="Decode one chunk at a time, not batched.")
+@click.option(
+    "-f",
+    "--format",
+    "format_spec",
+    default="txt,srt",
+    show_default=True,
+    help="Export formats: txt,srt,vtt,json,tsv,md or all; 'none' to skip.",
+)
+@click.option(
+    "-o",
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("transcripts"),
+    show_default=True,
+)
+@click.option(
+    "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
+)
+@click.option(
+    "--force", is_flag=True, help="Transcribe again even if stored with the same settings."
+)
+@click.option(
+    "--batch",
+    "batch_option",
+    metavar="NAME",
+    help="Name the batch (default: derived from files and settings, so rerunning "
+    "the same command resumes it).",
+)
+@click.option(
+    "--queue",
+    "to_queue",
+    is_flag=True,
+    help="Only enqueue the jobs for `trax worker` processes (PostgreSQL).",
+)
+@click.option("--priority", default=0, show_default=True, help="Higher runs first (with --queue).")
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
+@pass_context
+def transcribe(
+    obj: Context,
+    paths: tuple[Path, ...],
+    model: str,
+    pipeline_name: str,
+    language: str | None,
+    beam_size: int,
+    initial_prompt: str | None,
+    hotwords: str | None,
+    no_vad: bool,
+    sequential: bool,
+    format_spec: str,
+    output_dir: Path,
+    device: str,
+    force: bool,
+    batch_option: str | None,
+    to_queue: bool,
+    priority: int,
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Transcribe media files and folders (recursively), store and export them.
+
+    Each file is a job of a batch kept in the database: kill the process at any
+    moment and run the same command again (or `trax jobs resume`) to finish it.
+    """
+    from trax.core import TranscriptionSettings
+    from trax.export import parse_formats
+    from trax.jobs import SqlJobStore
+    from trax.jobs.runner import batch_name
+    from trax.pipeline import PipelineError, collect_inputs, get_pipeline
+
+    try:
+        formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
+        get_pipeline(pipeline_name)
+    except (ValueError, PipelineError) as exc:
+        fail(str(exc))
+    settings = TranscriptionSettings(
+        pipeline=pipeline_name,
+        model=model,
+        language=language,
+        beam_size=beam_size,
+        initial_prompt=initial_prompt,
+        hotwords=hotwords,
+        vad=not no_vad,
+        batched=not sequential,
+    )
+    inputs, problems = collect_inputs(paths, output_dir)
+    for path, problem in problems:
+        if not as_json:
+            click.echo(f"failed  {path}: {problem}", err=True)
+    store = obj.store()
+    jobs = SqlJobStore(store.database)
+    if not inputs:
+        finish_batch(jobs, store, None, problems, quiet, as_json)
+        return
+    batch, _ = jobs.create_batch(
+        batch_option or jobs.next_run_name(batch_name(paths, settings, output_dir, formats, force)),
+        settings.to_dict(),
+        formats,
+        str(output_dir),
+        force,
+        [(str(i.path), str(i.export_base)) for i in inputs],
+        priority,
+        queued=to_queue,
+    )
+    if to_queue:
+        from trax.jobs.queue import QueueError, enqueue
+
+        try:
+            deferred = enqueue(store.database, jobs, batch)
+        except QueueError as exc:
+            fail(str(exc))
+        if as_json:
+            click.echo(json.dumps({"batch": batch.name, "enqueued": deferred}))
+        elif not quiet:
+            click.echo(
+                f"batch {batch.name}: {deferred} job(s) enqueued for `trax worker`", err=True
+            )
+        return
+
+    if run_local_batch(obj, jobs, batch, quiet, as_json, device):
+        finish_batch(jobs, store, batch, problems, quiet, as_json)
+
+
+def run_local_batch(
+    obj: Context,
+    jobs: SqlJobStore,
+    batch: Batch,
+    quiet: bool,
+    as_json: bool,
+    device: str = "auto",
+) -> bool:
+    """Work through the batch here; on interruption say how to resume and exit 130."""
+    from trax.asr import ModelError, resolve_model
+    from trax.core import TranscriptionSettings
+    from trax.jobs.runner import LocalRunner
+    from trax.pipeline import Pipeline
+
+    store = obj.store()
+    fields = TranscriptionSettings.__dataclass_fields__
+    settings = TranscriptionSettings(**{k: v for k, v in batch.settings.items() if k in fields})
+    try:
+        pipeline = Pipeline(settings, store, device=device)
+        resolve_model(settings.model)  # fail fast on a bad model name, before any file
+    except ModelError as exc:
+        fail(str(exc))
+    stop = threading.Event()
+    progress = BatchProgress(jobs, batch, enabled=not (quiet or as_json) and sys.stderr.isatty())
+    reporter = _Reporter(store, quiet or as_json, progress)
+    try:
+        with _stop_on_ctrl_c(stop, announce=not (quiet or as_json)):
+            finished = LocalRunner(jobs, pipeline, stop).run(
+                batch, progress.start, progress.update, reporter.report
+            )
+    except ModelError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        finished = False
+    progress.clear()
+    if not finished:
+        done = jobs.counts(batch.id)["done"]
+        click.echo(
+            f"interrupted: {done} file(s) finished and stored; nothing partial was kept. "
+            f"Resume with: trax jobs resume {batch.name}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    return True
+
+
+@contextmanager
+def _stop_on_ctrl_c(stop: threading.Event, announce: bool) -> Iterator[None]:
+    """First Ctrl-C: finish the current window, then stop. Second: stop now."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread (e.g. under test runners)
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        if announce:
+            click.echo("\nstopping after the current window… (Ctrl-C again to quit now)", err=True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class BatchProgress:
+    """A live line on stderr: the current file's bar, the batch's counts, audio done, ETA."""
+
+    width = 20
+
+    def __init__(self, jobs: SqlJobStore, batch: Batch, enabled: bool) -> None:
+        self.enabled = enabled
+        self.shown = False
+        self.started = self.file_started = time.monotonic()
+        self.counts: dict[str, int] = {}
+        self.audio_done = 0.0
+        self.files_done_now = 0
+        if enabled:
+            self.counts = jobs.counts(batch.id)
+
+    @property
+    def remaining(self) -> int:
+        return self.counts.get("queued", 0) + self.counts.get("running", 0)
+
+    def start(self, job: Job) -> None:
+        self.file_started = time.monotonic()
+        self.counts["queued"] = self.counts.get("queued", 0) - 1
+        self.counts["running"] = self.counts.get("running", 0) + 1
+
+    def end(self, job: Job) -> None:
+        self.counts["running"] = self.counts.get("running", 0) - 1
+        self.counts[job.status] = self.counts.get(job.status, 0) + 1
+        self.audio_done += job.duration_s or 0.0
+        self.files_done_now += 1
+
+    def update(self, position: float, duration: float | None) -> None:
+        if not self.enabled:
+            return
+        line = ""
+        if duration:
+            fraction = min(position / duration, 1.0)
+            filled = round(fraction * self.width)
+            line += f"{'█' * filled}{'░' * (self.width - filled)} {fraction:4.0%} "
+        line += f"{clock(position)}/{clock(duration)}"
+        line += (
+            f" | {self.counts.get('done', 0)} done, {self.counts.get('failed', 0)} failed, "
+            f"{self.remaining} left | {clock(self.audio_done + position)} audio"
+        )
+        elapsed = time.monotonic() - self.started
+        if elapsed > 1.0:
+            line += f" | {(self.audio_done + position) / elapsed:.0f}× real time"
+        if self.files_done_now:
+            eta = elapsed / self.files_done_now * max(self.remaining - 1, 0)
+            line += f" | ETA {clock(eta)}"
+        click.echo(f"\r\033[K{line}", err=True, nl=False)
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", err=True, nl=False)
+            self.shown = False
+
+
+class _Reporter:
+    def __init__(self, store: SqlTranscriptStore, quiet: bool, progress: BatchProgress) -> None:
+        self.store = store
+        self.quiet = quiet
+        self.progress = progress
+
+    def report(self, job: Job, outcome: str) -> None:
+        self.progress.clear()
+        self.progress.end(job)
+        if outcome == "failed":
+            if not self.quiet:
+                click.echo(f"failed  {job.path}: {job.error}", err=True)
+            return
+        if self.quiet or outcome != "done":
+            return
+        elapsed = time.monotonic() - self.progress.file_started
+        note = "already stored" if job.cached else f"{elapsed:.1f} s"
+        exports = ", ".join(job.exports) or "no exports"
+        status = "cached" if job.cached else "done"
+        click.echo(
+            f"{status:<6}  {job.path}  [{clock(job.duration_s)} audio, {note}, "
+            f"#{job.transcript_id}] → {exports}",
+            err=True,
+        )
+
+
+def finish_batch(
+    jobs: SqlJobStore,
+    store: SqlTranscriptStore,
+    batch: Batch | None,
+    problems: list[tuple[Path, str]],
+    quiet: bool,
+    as_json: bool,
+) -> None:
+    """Print the batch's outcome (all its jobs, including earlier runs) and exit."""
+    batch_jobs = jobs.jobs(batch.id) if batch is not None else []
+    failed = len(problems) + sum(j.status == "failed" for j in batch_jobs)
+    if as_json:
+        click.echo(
+            json.dumps(_summary(batch, batch_jobs, problems, store), ensure_ascii=False, indent=2)
+        )
+    elif not quiet:
+        if len(batch_jobs) == 1 and not problems:
+            # One file: its text is the answer (its failure was already reported).
+            only = batch_jobs[0]
+            transcript = store.get(only.transcript_id) if only.transcript_id else None
+            if transcript is not None:
+                click.echo(transcript.text)
+        elif batch is not None:
+            counts: dict[str, int] = {}
+            for job in batch_jobs:
+                counts[job.status] = counts.get(job.status, 0) + 1
+            counts["failed"] = failed
+            line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            click.echo(f"batch {batch.name}: {line}", err=True)
+    if failed:
+        sys.exit(EXIT_FAILED)
+
+
+def _summary(
+    batch: Batch | None,
+    batch_jobs: list[Job],
+    problems: list[tuple[Path, str]],
+    store: SqlTranscriptStore,
+) -> dict[str, Any]:
+    files: list[dict[str, Any]] = [
+        {"path": str(path), "status": "failed", "error": problem} for path, problem in problems
+    ]
+    for job in batch_jobs:
+        entry: dict[str, Any] = {
+            "path": job.path,
+            "status": job.status,
+            "error": job.error,
+            "job_id": job.id,
+            "attempts": job.attempts,
+        }
+        if job.transcript_id is not None:
+            transcript = store.get(job.transcript_id)
+            entry |= {
+                "transcript_id": job.transcript_id,
+                "cached": job.cached,
+                "duration_s": job.duration_s,
+                "language": transcript.language if transcript else None,
+                "text": transcript.text if transcript else None,
+                "exports": job.exports,
+            }
+        files.append(entry)
+    statuses = [f["status"] for f in files]
+    return {
+        "batch": batch.name if batch else None,
+        "files": files,
+        "done": sum(s == "done" for s in statuses),
+        "cached": sum(bool(f.get("cached")) for f in files),
+        "failed": statuses.count("failed"),
+        "cancelled": statuses.count("cancelled"),
+    }

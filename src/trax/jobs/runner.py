@@ -1,0 +1,154 @@
+"""Run jobs: the same task code for the local runner and for distributed workers.
+
+``process_job`` takes one claimed job from start to finish. Its order of
+effects is what makes a crash at any point harmless: the transcript is stored
+in one transaction, exports are then written atomically, and only then is the
+job marked done. A rerun finds a stored transcript (even a forced one, by its
+creation time) and only redoes what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from trax.asr import ModelError
+from trax.core import TranscriptionSettings
+from trax.failpoints import failpoint
+from trax.jobs.store import Batch, Job, SqlJobStore
+from trax.media import MediaError
+from trax.pipeline.run import Interrupted, Pipeline, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 1.0
+"""How often a running job writes its progress (and reads whether it was cancelled)."""
+
+Outcome = Literal["done", "failed", "cancelled", "interrupted"]
+
+
+def batch_name(
+    paths: Sequence[Path],
+    settings: TranscriptionSettings,
+    output_dir: Path,
+    formats: Sequence[str],
+    force: bool,
+) -> str:
+    """A stable name for a command: the same paths, settings and outputs give the same batch.
+
+    That is what lets re-running a killed command resume it (and a folder that
+    gained files extends its batch with them).
+    """
+    identity = {
+        "paths": sorted(str(p.resolve()) for p in paths),
+        "settings": settings.cache_key(),
+        "output_dir": str(output_dir.resolve()),
+        "formats": list(formats),
+        "force": force,
+    }
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+    first = paths[0].resolve().name if paths else "batch"
+    return f"{first[:40]}-{digest}"
+
+
+def settings_of(batch: Batch, job: Job) -> TranscriptionSettings:
+    fields = TranscriptionSettings.__dataclass_fields__
+    values = {k: v for k, v in batch.settings.items() if k in fields}
+    return TranscriptionSettings(**(values | {"pipeline": job.pipeline}))
+
+
+def process_job(
+    job: Job,
+    batch: Batch,
+    jobs: SqlJobStore,
+    pipeline: Pipeline,
+    stop: Callable[[], bool] = lambda: False,
+    on_progress: ProgressCallback | None = None,
+) -> Outcome:
+    """Transcribe, store and export one claimed job, and record how it ended."""
+    from trax.export import export_beside
+
+    last_beat = 0.0
+    cancelled = False
+
+    def progress(position: float, duration: float | None) -> None:
+        nonlocal last_beat, cancelled
+        if on_progress is not None:
+            on_progress(position, duration)
+        if time.monotonic() - last_beat >= HEARTBEAT_S:
+            last_beat = time.monotonic()
+            cancelled = jobs.heartbeat(job.id, position, duration)
+
+    try:
+        transcript, cached = pipeline.transcribe(
+            Path(job.path),
+            batch.force,
+            progress,
+            since=job.created_at if batch.force else None,
+            should_stop=lambda: cancelled or stop(),
+        )
+        failpoint("job.before_export")
+        exports = [str(p) for p in export_beside(transcript, batch.formats, Path(job.export_base))]
+        failpoint("job.before_done")
+        assert transcript.id is not None
+        jobs.finish(job.id, transcript.id, cached, exports, transcript.duration_s)
+        return "done"
+    except Interrupted:
+        if cancelled:
+            jobs.mark_cancelled(job.id)
+            return "cancelled"
+        jobs.release(job.id)
+        return "interrupted"
+    except MediaError as exc:
+        jobs.fail(job.id, str(exc))
+    except OSError as exc:
+        jobs.fail(job.id, exc.strerror or str(exc))
+    except (ModelError, KeyboardInterrupt):
+        jobs.release(job.id)  # not this file's fault: it goes back to the queue
+        raise
+    except Exception as exc:
+        log.exception("unexpected error on %s", job.path)
+        jobs.fail(job.id, f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0])
+    return "failed"
+
+
+@dataclass
+class LocalRunner:
+    """Works through a batch in this process, with the model loaded once."""
+
+    jobs: SqlJobStore
+    pipeline: Pipeline
+    stop: threading.Event
+
+    def run(
+        self,
+        batch: Batch,
+        on_start: Callable[[Job], None] | None = None,
+        on_progress: ProgressCallback | None = None,
+        on_end: Callable[[Job, Outcome], None] | None = None,
+    ) -> bool:
+        """Process queued jobs until none are left; False when stopped early."""
+        recovered = self.jobs.recover(batch.id)
+        if recovered:
+            log.info("requeued %d job(s) left running by a process that is gone", recovered)
+        while not self.stop.is_set():
+            job = self.jobs.claim(batch.id)
+            if job is None:
+                return True
+            if on_start is not None:
+                on_start(job)
+            outcome = process_job(
+                job, batch, self.jobs, self.pipeline, self.stop.is_set, on_progress
+            )
+            if on_end is not None:
+                on_end(self.jobs.get(job.id) or job, outcome)
+            if outcome == "interrupted":
+                return False
+        return False
