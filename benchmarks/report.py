@@ -56,12 +56,12 @@ def header(results: Results) -> list[str]:
     versions = ", ".join(f"{name} {version}" for name, version in env.packages.items())
     load_start = " / ".join(f"{x:.2f}" for x in env.load_average_start)
     load_end = " / ".join(f"{x:.2f}" for x in env.load_average_end)
+    quick = " --quick" if results.mode == "quick" else ""
     return [
         f"# Trax benchmarks — {env.date}",
         "",
-        f"- **Mode:** {results.mode} (`python -m benchmarks.run"
-        + (" --quick" if results.mode == "quick" else "")
-        + "`), started {env.started_at}, finished {env.finished_at}",
+        f"- **Mode:** {results.mode} (`uv run python -m benchmarks.run{quick}`), "
+        f"started {env.started_at}, finished {env.finished_at}",
         f"- **Machine:** {env.cpu_model}, {env.cores} cores; {env.platform}",
         f"- **Python** {env.python}; {versions}",
         f"- **Corpus:** `{results.corpus}` (real speech only)",
@@ -125,9 +125,7 @@ def speed_section(speed: list[SpeedRow]) -> list[str]:
         "`trax transcribe FILE --force -f none -q -p vN -m M` vs the raw script. "
         "raw/Trax > 1 means Trax is faster; RTF = wall time / audio time.",
         "",
-        *table(
-            ["pipeline", "model", "runs", "Trax", "raw", "raw/Trax", "Trax RTF", "raw RTF"], rows
-        ),
+        *table(["system", "model", "runs", "Trax", "raw", "raw/Trax", "Trax RTF", "raw RTF"], rows),
         "",
     ]
 
