@@ -54,7 +54,7 @@ def counts(url: str) -> dict[str, int]:
 def statuses(url: str) -> dict[str, str]:
     database = Database(url)
     jobs = SqlJobStore(database)
-    out = {Path(j.path).name: j.status for j in jobs.jobs()}
+    out: dict[str, str] = {Path(j.path).name: j.status for j in jobs.jobs()}
     database.dispose()
     return out
 
@@ -290,7 +290,7 @@ def test_cancel_a_running_job_from_another_process(tmp_path: Path, env: dict[str
     wait_for(running)
     cancelled = trax("jobs", "cancel", "talks", "--job", "1", env=env, check=True)
     assert "1 running job(s) asked to stop" in cancelled.stderr
-    stdout, stderr = process.communicate(timeout=120)
+    stdout, _stderr = process.communicate(timeout=120)
     summary = json.loads(stdout)
     by_name = {Path(f["path"]).name: f["status"] for f in summary["files"]}
     assert by_name == {"a long talk.wav": "cancelled", "zz-after.flac": "done"}

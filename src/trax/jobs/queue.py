@@ -11,6 +11,7 @@ worker stopped sending heartbeats and puts them back in both tables.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -176,14 +177,9 @@ def run_worker(
 
     async def serve() -> None:
         async with app.open_async():
-            await asyncio.gather(
-                app.run_worker_async(
-                    queues=[TRANSCRIBE_QUEUE],
-                    concurrency=concurrency,
-                    name=name,
-                    update_heartbeat_interval=heartbeat_s,
-                    stalled_worker_timeout=stalled_after_s,
-                ),
+            # The recovery worker lives as long as the transcription worker, which
+            # owns the signal handlers (Ctrl-C: finish current jobs, then stop).
+            recovery = asyncio.create_task(
                 app.run_worker_async(
                     queues=[RECOVERY_QUEUE],
                     concurrency=1,
@@ -191,7 +187,19 @@ def run_worker(
                     install_signal_handlers=False,
                     update_heartbeat_interval=heartbeat_s,
                     stalled_worker_timeout=stalled_after_s,
-                ),
+                )
             )
+            try:
+                await app.run_worker_async(
+                    queues=[TRANSCRIBE_QUEUE],
+                    concurrency=concurrency,
+                    name=name,
+                    update_heartbeat_interval=heartbeat_s,
+                    stalled_worker_timeout=stalled_after_s,
+                )
+            finally:
+                recovery.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recovery
 
     asyncio.run(serve())
