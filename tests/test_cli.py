@@ -169,12 +169,12 @@ def test_empty_list_models_pipelines_and_db_upgrade(db_url: str) -> None:
     assert "v4  v3 + speaker diarization  [planned]" in pipelines.stdout
     rows = json.loads(run(db_url, "pipelines", "--json").stdout)
     assert [r["name"] for r in rows] == ["v1", "v2", "v3", "v4"]
-    assert "already at revision 0002" in run(db_url, "db", "upgrade").stdout
+    assert "already at revision 0003" in run(db_url, "db", "upgrade").stdout
 
 
 def test_db_upgrade_creates_a_new_database(tmp_path: Path) -> None:
     result = run(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
-    assert result.exit_code == 0 and "upgraded empty → 0002" in result.stdout
+    assert result.exit_code == 0 and "upgraded empty → 0003" in result.stdout
 
 
 # ------------------------------------------------------------------ real processes

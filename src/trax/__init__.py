@@ -30,9 +30,13 @@ def transcribe(
     from trax.core import TranscriptionSettings
     from trax.pipeline import Pipeline
     from trax.store import SqlTranscriptStore, open_database
+    from trax.store.cache import SqlStageCache
 
+    database = open_database(database_url)
     pipeline = Pipeline(
-        TranscriptionSettings(**settings), SqlTranscriptStore(open_database(database_url))
+        TranscriptionSettings(**settings),
+        SqlTranscriptStore(database),
+        cache=SqlStageCache(database),
     )
     transcript, _ = pipeline.transcribe(Path(path), force=force)
     return transcript

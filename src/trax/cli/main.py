@@ -13,6 +13,7 @@ import click
 if TYPE_CHECKING:
     from trax.core import Transcript
     from trax.store import SqlTranscriptStore
+    from trax.store.cache import SqlStageCache
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -299,6 +300,7 @@ def eval_asr(
     from trax.eval.asr import evaluate, match_audio, raw_faster_whisper, read_references
     from trax.media import MediaError
     from trax.pipeline import Pipeline, PipelineError
+    from trax.store.cache import SqlStageCache
 
     try:
         references = read_references(refs_path)
@@ -310,7 +312,8 @@ def eval_asr(
             beam_size=beam_size,
             language=None if language == "auto" else language,
         )
-        pipeline = Pipeline(settings, obj.store())
+        store = obj.store()
+        pipeline = Pipeline(settings, store, cache=SqlStageCache(store.database))
     except (EvalError, ModelError, PipelineError) as exc:
         fail(str(exc))
 
@@ -426,3 +429,57 @@ def eval_diarization(
     click.echo(
         f"collar {collar:g} s (±{collar / 2:g} s around reference boundaries), {overlap}", err=True
     )
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@cli.group()
+def cache() -> None:
+    """Cached stage results (ASR per model and settings): inspect, clear, prune.
+
+    Stored transcripts are not cache: they stay until you delete them.
+    """
+
+
+def _stage_cache(obj: Context) -> SqlStageCache:
+    from trax.store.cache import SqlStageCache
+
+    return SqlStageCache(obj.store().database)
+
+
+@cache.command("stats")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def cache_stats(obj: Context, as_json: bool) -> None:
+    """Entries, expired entries, size and hits per stage."""
+    from dataclasses import asdict
+
+    from trax.store.cache import default_ttl
+
+    rows = _stage_cache(obj).stats()
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in rows], indent=2))
+        return
+    click.echo(f"{'STAGE':8} {'ENTRIES':>8} {'EXPIRED':>8} {'SIZE':>10} {'HITS':>6}")
+    for r in rows:
+        click.echo(
+            f"{r.namespace:8} {r.entries:>8} {r.expired:>8} {r.size_bytes / 1e6:>8.2f}MB "
+            f"{r.hits:>6}"
+        )
+    click.echo(f"entries expire after {default_ttl().days} days (TRAX_CACHE_TTL_DAYS)", err=True)
+
+
+@cache.command("clear")
+@click.option("--stage", help="Only this stage (e.g. asr).")
+@pass_context
+def cache_clear(obj: Context, stage: str | None) -> None:
+    """Delete cached entries (all, or one stage's)."""
+    click.echo(f"removed {_stage_cache(obj).clear(stage)} cache entries", err=True)
+
+
+@cache.command("prune")
+@pass_context
+def cache_prune(obj: Context) -> None:
+    """Delete expired entries."""
+    click.echo(f"removed {_stage_cache(obj).prune()} expired cache entries", err=True)

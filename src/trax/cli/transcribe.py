@@ -181,12 +181,13 @@ def run_local_batch(
     from trax.core import TranscriptionSettings
     from trax.jobs.runner import LocalRunner
     from trax.pipeline import Pipeline
+    from trax.store.cache import SqlStageCache
 
     store = obj.store()
     fields = TranscriptionSettings.__dataclass_fields__
     settings = TranscriptionSettings(**{k: v for k, v in batch.settings.items() if k in fields})
     try:
-        pipeline = Pipeline(settings, store, device=device)
+        pipeline = Pipeline(settings, store, device=device, cache=SqlStageCache(store.database))
         resolve_model(settings.model)  # fail fast on a bad model name, before any file
     except ModelError as exc:
         fail(str(exc))

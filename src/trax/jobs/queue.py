@@ -87,6 +87,7 @@ def run_queued_job(
     from trax.asr import ModelError
     from trax.pipeline import Pipeline
     from trax.store import SqlTranscriptStore
+    from trax.store.cache import SqlStageCache
 
     jobs = SqlJobStore(database)
     job = jobs.claim(job_id=job_id)
@@ -97,7 +98,12 @@ def run_queued_job(
     settings = settings_of(batch, job)
     try:
         transcriber = _transcriber(settings.model, device)
-        pipeline = Pipeline(settings, SqlTranscriptStore(database), transcriber=transcriber)
+        pipeline = Pipeline(
+            settings,
+            SqlTranscriptStore(database),
+            transcriber=transcriber,
+            cache=SqlStageCache(database),
+        )
         outcome = process_job(job, batch, jobs, pipeline, stop=should_abort or (lambda: False))
     except ModelError as exc:
         jobs.fail(job.id, str(exc))  # retrying on this worker would fail the same way

@@ -7,19 +7,23 @@ and crash recovery are the job runner's (``trax.jobs``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from trax.asr import FasterWhisperTranscriber, Transcriber, resolve_model
 from trax.core import AudioWindow, MediaInfo, Segment, Transcript, TranscriptionSettings
 from trax.failpoints import failpoint
 from trax.media import MediaDecoder, PyAVDecoder, is_media_path, probe
+from trax.payload import segment_from_dict, segment_to_dict
 from trax.pipeline.versions import get_pipeline
 from trax.store import TranscriptStore
+from trax.store.cache import StageCache
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +91,12 @@ class Pipeline:
         decoder: MediaDecoder | None = None,
         transcriber: Transcriber | None = None,
         device: str = "auto",
+        cache: StageCache | None = None,
     ) -> None:
         self.version = get_pipeline(settings.pipeline)
         self.settings = settings
         self.store = store
+        self.cache = cache
         self.decoder = decoder or PyAVDecoder()
         self._transcriber = transcriber
         self.device = device
@@ -126,7 +132,11 @@ class Pipeline:
             if cached is not None:
                 return cached, True
         probe_s = time.perf_counter() - started
-        recognised = self._recognise(media, on_progress, should_stop)
+        recognised = self._cached_recognition(media) if not force else None
+        if recognised is None:
+            recognised = self._recognise(media, on_progress, should_stop)
+            if self.cache is not None:
+                self.cache.put("asr", self._asr_key(media), recognised.to_cache())
         transcript = Transcript(
             # What was decoded is the truth; container headers can be wrong.
             media=replace(media, duration_s=round(recognised.decoded_s, 3)),
@@ -144,6 +154,18 @@ class Pipeline:
             },
         )
         return self.store.save(transcript), False
+
+    def _asr_key(self, media: MediaInfo) -> str:
+        """Content, exact weights and every decoding setting: what fixes the ASR result."""
+        decoding = replace(self.settings, pipeline="").cache_key()
+        identity = f"{media.sha256}|{self.transcriber.model_id}|{self.version.stages['asr']}"
+        return hashlib.sha256(f"{identity}|{decoding}".encode()).hexdigest()
+
+    def _cached_recognition(self, media: MediaInfo) -> _Recognition | None:
+        if self.cache is None:
+            return None
+        value = self.cache.get("asr", self._asr_key(media))
+        return _Recognition.from_cache(value) if value is not None else None
 
     def _recognise(
         self,
@@ -216,3 +238,20 @@ class _Recognition:
     decoded_s: float = 0.0
     decode_s: float = 0.0
     asr_s: float = 0.0
+
+    def to_cache(self) -> dict[str, Any]:
+        return {
+            "language": self.language,
+            "language_probability": self.language_probability,
+            "decoded_s": self.decoded_s,
+            "segments": [segment_to_dict(s) for s in self.segments],
+        }
+
+    @classmethod
+    def from_cache(cls, value: dict[str, Any]) -> _Recognition:
+        return cls(
+            language=value["language"],
+            language_probability=value["language_probability"],
+            segments=[segment_from_dict(s) for s in value["segments"]],
+            decoded_s=value["decoded_s"],
+        )

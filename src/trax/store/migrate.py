@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 SCRIPT_LOCATION = "trax.store:migrations"
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest migration; kept here so an up-to-date database is recognised without
 importing Alembic (a test checks it matches the migration scripts)."""
 

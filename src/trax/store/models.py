@@ -132,3 +132,17 @@ class JobRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     batch: Mapped[BatchRow] = relationship(back_populates="jobs")
+
+
+class CacheEntryRow(Base):
+    """A cached result of an expensive stage (ASR per model + settings, LLM answers)."""
+
+    __tablename__ = "cache_entries"
+
+    namespace: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONDocument)
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
