@@ -77,7 +77,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         from sqlalchemy import text
 
         conn.execute(
-            text("TRUNCATE jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE")
+            text(
+                "TRUNCATE cache_entries, jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE"
+            )
         )
     yield db
     db.dispose()

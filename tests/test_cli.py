@@ -33,7 +33,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         from sqlalchemy import text
 
         conn.execute(
-            text("TRUNCATE jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE")
+            text(
+                "TRUNCATE cache_entries, jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE"
+            )
         )
     database.dispose()
     return url

@@ -347,3 +347,33 @@ def test_hundred_files_five_random_kills(tmp_path: Path, env: dict[str, str]) ->
     ]
     assert counts(url) == {"media_files": 95, "transcripts": 95, "jobs": 100}
     assert_exports_complete(out, [f"clip {i:02d}" for i in range(95)])
+
+
+def test_stopping_gives_back_the_job_prepared_ahead(
+    database: Database, transcriber: FasterWhisperTranscriber, tmp_path: Path
+) -> None:
+    import threading
+
+    store, jobs = SqlTranscriptStore(database), SqlJobStore(database)
+    pipeline = Pipeline(TranscriptionSettings(), store, transcriber=transcriber)
+    batch, _ = jobs.create_batch(
+        "s",
+        TranscriptionSettings().to_dict(),
+        [],
+        str(tmp_path),
+        False,
+        [(str(clip), str(tmp_path / clip.stem)) for clip in CLIPS],
+    )
+    stop = threading.Event()
+    finished = LocalRunner(jobs, pipeline, stop).run(batch, on_end=lambda job, _: stop.set())
+    assert finished is False
+    # One file done; the one the prefetcher had claimed is queued again, not left running.
+    assert jobs.counts(batch.id) == {
+        "queued": 2,
+        "running": 0,
+        "done": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert LocalRunner(jobs, pipeline, threading.Event()).run(batch)
+    assert jobs.counts(batch.id)["done"] == 3

@@ -28,7 +28,9 @@ def pg_env(postgres_url: str) -> Iterator[dict[str, str]]:
     database.ensure_schema()
     with database.engine.begin() as conn:
         conn.execute(
-            text("TRUNCATE jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE")
+            text(
+                "TRUNCATE cache_entries, jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE"
+            )
         )
         if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
             conn.execute(text("TRUNCATE procrastinate_jobs, procrastinate_workers CASCADE"))

@@ -12,9 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -24,7 +25,7 @@ from trax.core import TranscriptionSettings
 from trax.failpoints import failpoint
 from trax.jobs.store import Batch, Job, SqlJobStore
 from trax.media import MediaError
-from trax.pipeline.run import Interrupted, Pipeline, ProgressCallback
+from trax.pipeline.run import Interrupted, Pipeline, PreparedMedia, ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,13 @@ def process_job(
     pipeline: Pipeline,
     stop: Callable[[], bool] = lambda: False,
     on_progress: ProgressCallback | None = None,
+    prepared: PreparedMedia | BaseException | None = None,
 ) -> Outcome:
-    """Transcribe, store and export one claimed job, and record how it ended."""
+    """Transcribe, store and export one claimed job, and record how it ended.
+
+    ``prepared`` is what the prefetcher made of the file ahead of time: the
+    probed, partly decoded media, or the error that probing raised.
+    """
     from trax.export import export_beside
 
     last_beat = 0.0
@@ -87,12 +93,15 @@ def process_job(
             cancelled = jobs.heartbeat(job.id, position, duration)
 
     try:
+        if isinstance(prepared, BaseException):
+            raise prepared
         transcript, cached = pipeline.transcribe(
             Path(job.path),
             batch.force,
             progress,
             since=job.created_at if batch.force else None,
             should_stop=lambda: cancelled or stop(),
+            prepared=prepared,
         )
         failpoint("job.before_export")
         exports = [str(p) for p in export_beside(transcript, batch.formats, Path(job.export_base))]
@@ -119,6 +128,77 @@ def process_job(
     return "failed"
 
 
+class Prefetcher:
+    """Claims and prepares the next job in a thread while the current one is recognised.
+
+    Probing (hashing the whole file) and decoding the first window overlap
+    recognition of the file before. Memory stays bounded: at most ``depth``
+    files are prepared ahead, each holding a single decoded window.
+    """
+
+    _END = object()
+
+    def __init__(
+        self,
+        jobs: SqlJobStore,
+        batch: Batch,
+        pipeline: Pipeline,
+        stop: threading.Event,
+        depth: int = 1,
+    ) -> None:
+        self.jobs = jobs
+        self.batch = batch
+        self.pipeline = pipeline
+        self.stop = stop
+        self.ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._fill, name="trax-prefetch", daemon=True)
+
+    def __enter__(self) -> Prefetcher:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        """Give back whatever was claimed ahead and never processed."""
+        self.stop.set()
+        while self.thread.is_alive():
+            self._drain()
+            self.thread.join(timeout=0.1)
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self.ready.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, tuple):
+                job, prepared = item
+                if isinstance(prepared, PreparedMedia):
+                    prepared.close()
+                self.jobs.release(job.id)
+
+    def _fill(self) -> None:
+        while not self.stop.is_set():
+            job = self.jobs.claim(self.batch.id)
+            if job is None:
+                break
+            prepared: PreparedMedia | BaseException
+            try:
+                prepared = self.pipeline.prepare(Path(job.path))
+            except Exception as exc:  # noqa: BLE001 - handed to process_job, which records it
+                prepared = exc
+            self.ready.put((job, prepared))
+        self.ready.put(self._END)
+
+    def __iter__(self) -> Iterator[tuple[Job, PreparedMedia | BaseException]]:
+        while True:
+            item = self.ready.get()
+            if item is self._END:
+                return
+            assert isinstance(item, tuple)
+            yield item
+
+
 @dataclass
 class LocalRunner:
     """Works through a batch in this process, with the model loaded once."""
@@ -138,17 +218,20 @@ class LocalRunner:
         recovered = self.jobs.recover(batch.id)
         if recovered:
             log.info("requeued %d job(s) left running by a process that is gone", recovered)
-        while not self.stop.is_set():
-            job = self.jobs.claim(batch.id)
-            if job is None:
-                return True
-            if on_start is not None:
-                on_start(job)
-            outcome = process_job(
-                job, batch, self.jobs, self.pipeline, self.stop.is_set, on_progress
-            )
-            if on_end is not None:
-                on_end(self.jobs.get(job.id) or job, outcome)
-            if outcome == "interrupted":
-                return False
-        return False
+        with Prefetcher(self.jobs, batch, self.pipeline, threading.Event()) as upcoming:
+            for job, prepared in upcoming:
+                if self.stop.is_set():
+                    if isinstance(prepared, PreparedMedia):
+                        prepared.close()
+                    self.jobs.release(job.id)
+                    return False
+                if on_start is not None:
+                    on_start(job)
+                outcome = process_job(
+                    job, batch, self.jobs, self.pipeline, self.stop.is_set, on_progress, prepared
+                )
+                if on_end is not None:
+                    on_end(self.jobs.get(job.id) or job, outcome)
+                if outcome == "interrupted":
+                    return False
+        return not self.stop.is_set()

@@ -8,9 +8,10 @@ and crash recovery are the job runner's (``trax.jobs``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -117,26 +118,32 @@ class Pipeline:
         *,
         since: datetime | None = None,
         should_stop: Callable[[], bool] | None = None,
+        prepared: PreparedMedia | None = None,
     ) -> tuple[Transcript, bool]:
         """Transcribe and store one file; return (transcript, reused_from_store).
 
         ``force`` ignores stored transcripts made before ``since`` (all of them
         when ``since`` is None). ``should_stop`` is polled as recognition goes;
         when it turns true, ``Interrupted`` is raised and nothing is stored.
+        ``prepared`` is the same file already probed and partly decoded by
+        ``prepare`` (in another thread, while the previous file was recognised).
         """
         started = time.perf_counter()
-        media = probe(path)
-        if not force or since is not None:
-            key = self.settings.cache_key()
-            cached = self.store.find(media.sha256, key, created_after=since if force else None)
-            if cached is not None:
-                return cached, True
-        probe_s = time.perf_counter() - started
-        recognised = self._cached_recognition(media) if not force else None
-        if recognised is None:
-            recognised = self._recognise(media, on_progress, should_stop)
+        prepared = prepared or self.prepare(path, decode_ahead=False)
+        media = prepared.media
+        try:
+            if not force or since is not None:
+                key = self.settings.cache_key()
+                cached = self.store.find(media.sha256, key, created_after=since if force else None)
+                if cached is not None:
+                    return cached, True
+            recognised = self._cached_recognition(media) if not force else None
+            if recognised is None:
+                recognised = self._recognise(prepared, on_progress, should_stop)
             if self.cache is not None:
                 self.cache.put("asr", self._asr_key(media), recognised.to_cache())
+        finally:
+            prepared.close()
         transcript = Transcript(
             # What was decoded is the truth; container headers can be wrong.
             media=replace(media, duration_s=round(recognised.decoded_s, 3)),
@@ -147,13 +154,26 @@ class Pipeline:
             model_id=self.transcriber.model_id,
             stage_versions=dict(self.version.stages),
             timings={
-                "probe_s": probe_s,
-                "decode_s": recognised.decode_s,
+                "probe_s": prepared.probe_s,
+                "decode_s": prepared.decode_s + recognised.decode_s,
                 "asr_s": recognised.asr_s,
                 "total_s": time.perf_counter() - started,
             },
         )
         return self.store.save(transcript), False
+
+    def prepare(self, path: Path, decode_ahead: bool = True) -> PreparedMedia:
+        """Probe (and hash) a file, and decode its first window unless told not to."""
+        started = time.perf_counter()
+        media = probe(path)
+        probed = time.perf_counter()
+        source = iter(self.decoder.windows(Path(media.path), media.duration_s))
+        windows: Iterator[AudioWindow] = source
+        if decode_ahead:
+            first = next(source, None)
+            windows = itertools.chain([first] if first is not None else [], source)
+        decoded = time.perf_counter()
+        return PreparedMedia(media, windows, source, probed - started, decoded - probed)
 
     def _asr_key(self, media: MediaInfo) -> str:
         """Content, exact weights and every decoding setting: what fixes the ASR result."""
@@ -169,15 +189,16 @@ class Pipeline:
 
     def _recognise(
         self,
-        media: MediaInfo,
+        prepared: PreparedMedia,
         on_progress: ProgressCallback | None,
         should_stop: Callable[[], bool] | None,
     ) -> _Recognition:
         """Decode window by window and recognise each; one window is in memory at a time."""
         if should_stop is not None:
             on_progress = _stoppable(on_progress, should_stop)
+        media = prepared.media
         result = _Recognition(language=self.settings.language or "")
-        windows = iter(self.decoder.windows(Path(media.path), media.duration_s))
+        windows = prepared.windows
         while True:
             tick = time.perf_counter()
             window = next(windows, None)
@@ -201,6 +222,23 @@ class Pipeline:
                 on_progress(window.end_s, media.duration_s)
         result.language = result.language or "en"
         return result
+
+
+@dataclass(slots=True)
+class PreparedMedia:
+    """A file probed and, optionally, its first window decoded, ready for recognition."""
+
+    media: MediaInfo
+    windows: Iterator[AudioWindow]
+    source: Iterator[AudioWindow]  # the decoder itself, to close
+    probe_s: float
+    decode_s: float
+
+    def close(self) -> None:
+        """Release the decoder (and its open file) if recognition never finished it."""
+        close = getattr(self.source, "close", None)
+        if close is not None:
+            close()
 
 
 class Interrupted(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
