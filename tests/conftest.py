@@ -62,6 +62,18 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def empty_tables(database: Database) -> None:
+    """Each PostgreSQL test starts from empty tables in the session's database."""
+    from sqlalchemy import text
+
+    database.ensure_schema()
+    with database.engine.begin() as conn:
+        tables = "cache_entries, jobs, batches, transcripts, media_files"
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
+            conn.execute(text("TRUNCATE procrastinate_jobs, procrastinate_workers CASCADE"))
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """The same tests against the embedded SQLite file and the real PostgreSQL."""
@@ -70,17 +82,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield db
         db.dispose()
         return
-    url: str = request.getfixturevalue("postgres_url")
-    db = Database(url)
-    db.ensure_schema()
-    with db.engine.begin() as conn:  # each test starts from empty tables
-        from sqlalchemy import text
-
-        conn.execute(
-            text(
-                "TRUNCATE cache_entries, jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE"
-            )
-        )
+    db = Database(request.getfixturevalue("postgres_url"))
+    empty_tables(db)
     yield db
     db.dispose()
 

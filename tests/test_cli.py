@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import empty_tables
 from tests.mediafiles import AUDIO, JFK, JFK_TEXT
 from trax.cli import cli
 
@@ -28,15 +29,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
     url: str = request.getfixturevalue("postgres_url")
     database = Database(url)
-    database.ensure_schema()
-    with database.engine.begin() as conn:
-        from sqlalchemy import text
-
-        conn.execute(
-            text(
-                "TRUNCATE cache_entries, jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE"
-            )
-        )
+    empty_tables(database)
     database.dispose()
     return url
 

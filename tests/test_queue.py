@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
 
+from tests.conftest import empty_tables
 from tests.mediafiles import AUDIO, JFK
 from tests.test_jobs import TRAX, counts, long_recording, wait_for
 from trax.cli import cli
@@ -25,15 +25,7 @@ from trax.store import Database
 @pytest.fixture
 def pg_env(postgres_url: str) -> Iterator[dict[str, str]]:
     database = Database(postgres_url)
-    database.ensure_schema()
-    with database.engine.begin() as conn:
-        conn.execute(
-            text(
-                "TRUNCATE cache_entries, jobs, batches, transcripts, media_files RESTART IDENTITY CASCADE"
-            )
-        )
-        if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
-            conn.execute(text("TRUNCATE procrastinate_jobs, procrastinate_workers CASCADE"))
+    empty_tables(database)
     database.dispose()
     yield os.environ | {"TRAX_DATABASE_URL": postgres_url}
 
