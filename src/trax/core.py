@@ -11,7 +11,7 @@ them without pulling in numpy or faster-whisper.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +101,12 @@ class TranscriptionSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TranscriptionSettings:
+        """Rebuild stored settings; keys this version doesn't know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def cache_key(self) -> str:
         import hashlib

@@ -9,7 +9,7 @@ step on load, so transcripts stored long ago stay readable.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
@@ -106,10 +106,7 @@ def upgrade_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 def from_payload(payload: dict[str, Any]) -> Transcript:
     payload = upgrade_payload(payload)
-    settings_fields = {f.name for f in fields(TranscriptionSettings)}
-    settings = TranscriptionSettings(
-        **{k: v for k, v in payload["settings"].items() if k in settings_fields}
-    )
+    settings = TranscriptionSettings.from_dict(payload["settings"])
     created = payload.get("created_at")
     return Transcript(
         media=MediaInfo(**payload["media"]),

@@ -184,8 +184,7 @@ def run_local_batch(
     from trax.store.cache import SqlStageCache
 
     store = obj.store()
-    fields = TranscriptionSettings.__dataclass_fields__
-    settings = TranscriptionSettings(**{k: v for k, v in batch.settings.items() if k in fields})
+    settings = TranscriptionSettings.from_dict(batch.settings)
     try:
         pipeline = Pipeline(settings, store, device=device, cache=SqlStageCache(store.database))
         resolve_model(settings.model)  # fail fast on a bad model name, before any file

@@ -23,7 +23,7 @@ from typing import Literal
 from trax.asr import ModelError
 from trax.core import TranscriptionSettings
 from trax.failpoints import failpoint
-from trax.jobs.store import Batch, Job, SqlJobStore
+from trax.jobs.store import Batch, Job, JobStore, SqlJobStore
 from trax.media import MediaError
 from trax.pipeline.run import Interrupted, Pipeline, PreparedMedia, ProgressCallback
 
@@ -60,15 +60,13 @@ def batch_name(
 
 
 def settings_of(batch: Batch, job: Job) -> TranscriptionSettings:
-    fields = TranscriptionSettings.__dataclass_fields__
-    values = {k: v for k, v in batch.settings.items() if k in fields}
-    return TranscriptionSettings(**(values | {"pipeline": job.pipeline}))
+    return TranscriptionSettings.from_dict(batch.settings | {"pipeline": job.pipeline})
 
 
 def process_job(
     job: Job,
     batch: Batch,
-    jobs: SqlJobStore,
+    jobs: JobStore,
     pipeline: Pipeline,
     stop: Callable[[], bool] = lambda: False,
     on_progress: ProgressCallback | None = None,

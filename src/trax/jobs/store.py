@@ -78,18 +78,8 @@ class BatchCounts:
 
 
 class JobStore(Protocol):
-    def create_batch(
-        self,
-        name: str,
-        settings: dict[str, Any],
-        formats: Sequence[str],
-        output_dir: str,
-        force: bool,
-        files: Iterable[tuple[str, str]],
-        priority: int = 0,
-        queued: bool = False,
-    ) -> tuple[Batch, int]: ...
-    def claim(self, batch_id: int | None = None, job_id: int | None = None) -> Job | None: ...
+    """What running one job needs from the job state (``process_job``'s view)."""
+
     def heartbeat(self, job_id: int, position_s: float, duration_s: float | None) -> bool: ...
     def finish(
         self, job_id: int, transcript_id: int, cached: bool, exports: list[str], duration: float

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -25,8 +24,6 @@ from trax.payload import segment_from_dict, segment_to_dict
 from trax.pipeline.versions import get_pipeline
 from trax.store import TranscriptStore
 from trax.store.cache import StageCache
-
-log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[float, float | None], None]
 """Called with how far into the file recognition has got and the file's duration (seconds)."""
