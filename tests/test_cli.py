@@ -116,8 +116,11 @@ def test_human_output_for_a_batch(db_url: str, clip_dir: Path, tmp_path: Path) -
     result = run(db_url, "transcribe", str(clip_dir), "-o", str(tmp_path), "-f", "none")
     assert result.exit_code == 0
     lines = result.stderr.splitlines()
-    assert [line.split()[0] for line in lines] == ["done", "done", "batch"]
-    assert re.fullmatch(r"batch Interviews 2026-[0-9a-f]{10}: 2 done", lines[-1])
+    assert [line.split()[0] for line in lines] == ["done", "done", "batch", "0:14"]
+    assert re.fullmatch(r"batch Interviews 2026-[0-9a-f]{10}: 2 done", lines[-2])
+    assert re.fullmatch(
+        r"  0:14 of audio in 0:\d\d \(\d+× real time\), 0 reused from storage", lines[-1]
+    )
     assert "no exports" in result.stderr
     assert result.stdout == ""  # texts only for a single file; the batch has `trax show`
     quiet = run(db_url, "transcribe", str(clip_dir), "-q", "-f", "none")

@@ -142,8 +142,8 @@ def _continue(obj: Context, store: SqlJobStore, batch: Batch) -> None:
         return
     from trax.cli.transcribe import finish_batch, run_local_batch
 
-    if run_local_batch(obj, store, batch, quiet=False, as_json=False):
-        finish_batch(store, obj.store(), batch, [], quiet=False, as_json=False)
+    elapsed = run_local_batch(obj, store, batch, quiet=False, as_json=False)
+    finish_batch(store, obj.store(), batch, [], quiet=False, as_json=False, elapsed_s=elapsed)
 
 
 @jobs.command("cancel")

@@ -164,8 +164,8 @@ def transcribe(
             )
         return
 
-    if run_local_batch(obj, jobs, batch, quiet, as_json, device):
-        finish_batch(jobs, store, batch, problems, quiet, as_json)
+    elapsed = run_local_batch(obj, jobs, batch, quiet, as_json, device)
+    finish_batch(jobs, store, batch, problems, quiet, as_json, elapsed)
 
 
 def run_local_batch(
@@ -175,8 +175,11 @@ def run_local_batch(
     quiet: bool,
     as_json: bool,
     device: str = "auto",
-) -> bool:
-    """Work through the batch here; on interruption say how to resume and exit 130."""
+) -> float:
+    """Work through the batch here and return the seconds it took.
+
+    On interruption, say how to resume and exit with 130.
+    """
     from trax.asr import ModelError, resolve_model
     from trax.core import TranscriptionSettings
     from trax.jobs.runner import LocalRunner
@@ -190,6 +193,7 @@ def run_local_batch(
         resolve_model(settings.model)  # fail fast on a bad model name, before any file
     except ModelError as exc:
         fail(str(exc))
+    started = time.monotonic()
     stop = threading.Event()
     progress = BatchProgress(jobs, batch, enabled=not (quiet or as_json) and sys.stderr.isatty())
     reporter = _Reporter(store, quiet or as_json, progress)
@@ -211,7 +215,7 @@ def run_local_batch(
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)
-    return True
+    return time.monotonic() - started
 
 
 @contextmanager
@@ -326,6 +330,7 @@ def finish_batch(
     problems: list[tuple[Path, str]],
     quiet: bool,
     as_json: bool,
+    elapsed_s: float | None = None,
 ) -> None:
     """Print the batch's outcome (all its jobs, including earlier runs) and exit."""
     batch_jobs = jobs.jobs(batch.id) if batch is not None else []
@@ -348,6 +353,14 @@ def finish_batch(
             counts["failed"] = failed
             line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
             click.echo(f"batch {batch.name}: {line}", err=True)
+            audio = sum(j.duration_s or 0.0 for j in batch_jobs if j.status == "done")
+            reused = sum(j.cached for j in batch_jobs if j.status == "done")
+            if elapsed_s:
+                click.echo(
+                    f"  {clock(audio)} of audio in {clock(elapsed_s)} "
+                    f"({audio / elapsed_s:.0f}× real time), {reused} reused from storage",
+                    err=True,
+                )
     if failed:
         sys.exit(EXIT_FAILED)
 
