@@ -148,7 +148,9 @@ class Prefetcher:
         self.batch = batch
         self.pipeline = pipeline
         self.stop = stop
-        self.ready: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self.ready: queue.Queue[object] = queue.Queue()
+        # Claim only when there is room: never more than ``depth`` jobs held ahead.
+        self.room = threading.Semaphore(depth)
         self.thread = threading.Thread(target=self._fill, name="trax-prefetch", daemon=True)
 
     def __enter__(self) -> Prefetcher:
@@ -158,9 +160,7 @@ class Prefetcher:
     def __exit__(self, *_: object) -> None:
         """Give back whatever was claimed ahead and never processed."""
         self.stop.set()
-        while self.thread.is_alive():
-            self._drain()
-            self.thread.join(timeout=0.1)
+        self.thread.join()
         self._drain()
 
     def _drain(self) -> None:
@@ -177,6 +177,8 @@ class Prefetcher:
 
     def _fill(self) -> None:
         while not self.stop.is_set():
+            if not self.room.acquire(timeout=0.1):
+                continue
             job = self.jobs.claim(self.batch.id)
             if job is None:
                 break
@@ -194,6 +196,7 @@ class Prefetcher:
             if item is self._END:
                 return
             assert isinstance(item, tuple)
+            self.room.release()
             yield item
 
 
