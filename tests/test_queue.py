@@ -138,3 +138,10 @@ def test_cancelled_queued_jobs_never_run(pg_env: dict[str, str], tmp_path: Path)
         worker.wait(timeout=60)
     assert [j.status for j in jobs_of(url)] == ["cancelled"]
     assert counts(url)["transcripts"] == 0
+
+
+def test_queue_refusal_leaves_no_batch_behind(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    CliRunner().invoke(cli, ["--db", url, "transcribe", str(JFK), "--queue"])
+    listed = CliRunner().invoke(cli, ["--db", url, "jobs", "list", "--json"])
+    assert json.loads(listed.stdout) == []

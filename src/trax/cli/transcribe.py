@@ -135,6 +135,13 @@ def transcribe(
         if not as_json:
             click.echo(f"failed  {path}: {problem}", err=True)
     store = obj.store()
+    if to_queue:
+        from trax.jobs.queue import QueueError, require_postgresql
+
+        try:
+            require_postgresql(store.database)
+        except QueueError as exc:
+            fail(str(exc))
     jobs = SqlJobStore(store.database)
     if not inputs:
         finish_batch(jobs, store, None, problems, quiet, as_json)

@@ -44,7 +44,7 @@ def _conninfo(database: Database) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _require_postgresql(database: Database) -> None:
+def require_postgresql(database: Database) -> None:
     if database.dialect != "postgresql":
         raise QueueError(
             "the distributed queue needs PostgreSQL: set TRAX_DATABASE_URL=postgresql://…"
@@ -55,7 +55,7 @@ def ensure_queue_schema(database: Database) -> None:
     """Create procrastinate's tables once, whichever worker or client gets there first."""
     from sqlalchemy import text
 
-    _require_postgresql(database)
+    require_postgresql(database)
     with database.engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _SCHEMA_LOCK})
         if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is None:
