@@ -51,6 +51,12 @@ def _system(system: str, pipeline: str | None) -> str:
     return f"Trax {pipeline}" if system == "trax" else f"raw {RAW}"
 
 
+def _source(env: Environment) -> str:
+    if env.source_end and env.source_end != env.source:
+        return f"{env.source} at the start, {env.source_end} at the end (code changed mid-run)"
+    return env.source or "unknown"
+
+
 def header(results: Results) -> list[str]:
     env = results.environment
     versions = ", ".join(f"{name} {version}" for name, version in env.packages.items())
@@ -64,6 +70,7 @@ def header(results: Results) -> list[str]:
         f"started {env.started_at}, finished {env.finished_at}",
         f"- **Machine:** {env.cpu_model}, {env.cores} cores; {env.platform}",
         f"- **Python** {env.python}; {versions}",
+        f"- **Source:** git {_source(env)}",
         f"- **Corpus:** `{results.corpus}` (real speech only)",
         f"- **Load average** (1/5/15 min) at start {load_start}, at end {load_end}",
         "- **Times are medians** over the stated number of runs, each a fresh process "
