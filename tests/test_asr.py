@@ -140,6 +140,16 @@ def test_sequential_decoding_gives_the_same_words(transcriber: FasterWhisperTran
     assert "ask what you can do for your country" in text
 
 
+def test_without_vad_both_decoders_still_transcribe(
+    transcriber: FasterWhisperTranscriber,
+) -> None:
+    for batched in (True, False):
+        settings = TranscriptionSettings(vad=False, batched=batched)
+        result = transcriber.transcribe_window(window_of(JFK), settings, None)
+        text = " ".join(s.text for s in result.segments).lower()
+        assert "ask not what your country can do for you" in text
+
+
 def test_silence_gives_no_words(transcriber: FasterWhisperTranscriber) -> None:
     window = AudioWindow(0.0, np.zeros(SAMPLE_RATE * 20, dtype=np.float32))
     for batched in (True, False):

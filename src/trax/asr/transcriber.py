@@ -30,6 +30,7 @@ COMPRESSION_RATIO_THRESHOLD = 2.4
 LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 REDECODE_PAD_S = 0.2
+CHUNK_S = 30  # Whisper's input length
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,10 +194,17 @@ class FasterWhisperTranscriber:
 
         if self._batched is None:
             self._batched = BatchedInferencePipeline(self.whisper)
+        # Without VAD the batched decoder still needs chunks: plain 30 s slices (seconds).
+        clips = None
+        if not settings.vad:
+            total = window.duration_s
+            starts = range(0, int(total) + 1, CHUNK_S)
+            clips = [{"start": s, "end": min(s + CHUNK_S, total)} for s in starts if s < total]
         raw, info = self._batched.transcribe(
             window.samples,
             temperature=TEMPERATURES[0],
             vad_filter=settings.vad,
+            clip_timestamps=clips,
             batch_size=self.batch_size,
             **self._common_options(settings, language),
         )
