@@ -132,10 +132,6 @@ class FasterWhisperTranscriber:
         except (RuntimeError, ValueError, OSError) as exc:
             raise ModelError(f"cannot load model '{self.model.name}': {exc}") from None
 
-    @property
-    def is_multilingual(self) -> bool:
-        return bool(self.whisper.model.is_multilingual)
-
     def transcribe_window(
         self,
         window: AudioWindow,

@@ -72,10 +72,6 @@ class BatchCounts:
     counts: dict[str, int]
     audio_s: float
 
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
 
 class JobStore(Protocol):
     """What running one job needs from the job state (``process_job``'s view)."""
