@@ -267,7 +267,7 @@ def wait_for(predicate: object, timeout: float = 120.0, every: float = 0.2) -> N
 def test_cancel_a_running_job_from_another_process(tmp_path: Path, env: dict[str, str]) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
-    long_recording(folder / "a long talk.wav", 240.0)
+    long_recording(folder / "a long talk.wav", 600.0)  # ~20 s of work: time to cancel
     shutil.copy(JFK, folder / "zz-after.flac")
     process = subprocess.Popen(
         [
