@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -190,19 +191,13 @@ def models(as_json: bool) -> None:
 
     entries = list_models()
     if as_json:
-        rows = [_asdict(e) for e in entries]
+        rows = [asdict(e) for e in entries]
         click.echo(json.dumps(rows, indent=2))
         return
     click.echo(f"{'MODEL':18}  {'SOURCE':7}  {'OFFLINE':7}  LOCATION")
     for e in entries:
         offline = "yes" if e.available else "no"
         click.echo(f"{e.name:18}  {e.source:7}  {offline:7}  {e.location}  ({e.description})")
-
-
-def _asdict(obj: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(obj)
 
 
 @cli.command()
@@ -212,7 +207,7 @@ def pipelines(as_json: bool) -> None:
     from trax.pipeline import PIPELINES
 
     if as_json:
-        rows = [_asdict(v) for v in PIPELINES.values()]
+        rows = [asdict(v) for v in PIPELINES.values()]
         click.echo(json.dumps(rows, indent=2))
         return
     for version in PIPELINES.values():
@@ -453,8 +448,6 @@ def _stage_cache(obj: Context) -> SqlStageCache:
 @pass_context
 def cache_stats(obj: Context, as_json: bool) -> None:
     """Entries, expired entries, size and hits per stage."""
-    from dataclasses import asdict
-
     from trax.store.cache import default_ttl
 
     rows = _stage_cache(obj).stats()

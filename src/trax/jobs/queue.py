@@ -140,7 +140,7 @@ def build_app(
         for stalled_job in stalled:
             job_id = int(str(stalled_job.task_kwargs["job_id"]))
             # Ours first: the retried delivery must find the job queued again.
-            await asyncio.to_thread(jobs.requeue, job_id)
+            await asyncio.to_thread(jobs.release, job_id)
             await manager.retry_job(stalled_job)
             log.warning("job %d: its worker stopped; queued again", job_id)
 

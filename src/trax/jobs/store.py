@@ -12,10 +12,13 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from trax.store.database import Database
 from trax.store.models import BatchRow, JobRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "done", "failed", "cancelled")
@@ -221,36 +224,15 @@ class SqlJobStore:
 
     def counts(self, batch_id: int) -> dict[str, int]:
         """Jobs of the batch per status (every status present, zero when none)."""
-        from sqlalchemy import func, select
-
-        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         with self.database.session() as session:
-            for status, n in session.execute(
-                select(JobRow.status, func.count())
-                .where(JobRow.batch_id == batch_id)
-                .group_by(JobRow.status)
-            ):
-                counts[status] = n
-        return counts
+            return _totals(session, batch_id)[0]
 
     def batches(self, limit: int = 20) -> list[BatchCounts]:
-        from sqlalchemy import func, select
+        from sqlalchemy import select
 
         with self.database.session() as session:
             rows = session.scalars(select(BatchRow).order_by(BatchRow.id.desc()).limit(limit))
-            result = []
-            for row in rows:
-                counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-                audio = 0.0
-                for status, n, seconds in session.execute(
-                    select(JobRow.status, func.count(), func.sum(JobRow.duration_s))
-                    .where(JobRow.batch_id == row.id)
-                    .group_by(JobRow.status)
-                ):
-                    counts[status] = n
-                    audio += seconds or 0.0
-                result.append(BatchCounts(_batch(row), counts, audio))
-            return result
+            return [BatchCounts(_batch(row), *_totals(session, row.id)) for row in rows]
 
     def batch_by_id(self, batch_id: int) -> Batch:
         with self.database.session() as session:
@@ -312,10 +294,18 @@ class SqlJobStore:
             return int(result.rowcount)  # type: ignore[attr-defined]
 
     def heartbeat(self, job_id: int, position_s: float, duration_s: float | None) -> bool:
-        """Record progress; return True when the job was asked to stop."""
-        self._update(job_id, position_s=position_s, duration_s=duration_s, heartbeat_at=now())
-        job = self.get(job_id)
-        return job is None or job.cancel_requested
+        """Record progress; return True when the job was asked to stop (or is gone)."""
+        from sqlalchemy import update
+
+        query = (
+            update(JobRow)
+            .where(JobRow.id == job_id)
+            .values(position_s=position_s, duration_s=duration_s, heartbeat_at=now())
+            .returning(JobRow.cancel_requested)
+        )
+        with self.database.session() as session, session.begin():
+            cancel = session.execute(query).scalar_one_or_none()
+        return cancel is None or bool(cancel)
 
     def finish(
         self, job_id: int, transcript_id: int, cached: bool, exports: list[str], duration: float
@@ -338,11 +328,10 @@ class SqlJobStore:
         self._update(job_id, status="failed", error=error, finished_at=now())
 
     def release(self, job_id: int) -> None:
-        """Give an interrupted job back to the queue, to be done from the start."""
-        self._update(job_id, status="queued", worker=None, position_s=0.0)
+        """Give a running job (interrupted, or its worker died) back to the queue.
 
-    def requeue(self, job_id: int) -> None:
-        """Put a job whose worker died back in the queue (only if it was running)."""
+        It is done again from the start; a job that already ended is left alone.
+        """
         from sqlalchemy import update
 
         with self.database.session() as session, session.begin():
@@ -412,6 +401,22 @@ class SqlJobStore:
                     row.status, row.worker, row.position_s = "queued", None, 0.0
                     recovered += 1
         return recovered
+
+
+def _totals(session: Session, batch_id: int) -> tuple[dict[str, int], float]:
+    """Jobs per status (all statuses present) and the seconds of audio they hold."""
+    from sqlalchemy import func, select
+
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    audio = 0.0
+    for status, n, seconds in session.execute(
+        select(JobRow.status, func.count(), func.sum(JobRow.duration_s))
+        .where(JobRow.batch_id == batch_id)
+        .group_by(JobRow.status)
+    ):
+        counts[status] = n
+        audio += seconds or 0.0
+    return counts, audio
 
 
 def _alive(pid: int) -> bool:
