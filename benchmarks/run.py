@@ -98,12 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
     from trax.asr import BUNDLED
-    from trax.pipeline import PIPELINES
+    from trax.pipeline import describe
 
     corpus = locate(corpus_root)
     env = environment.capture()
     log = stderr_log(time.perf_counter())
-    pipelines = [name for name, version in PIPELINES.items() if version.available]
+    pipelines = [info.name for info in describe() if info.available]
     models = [QUICK_MODEL] if quick else list(BUNDLED)
     log(f"{'quick' if quick else 'full'} run: pipelines {pipelines}, models {models}")
 

@@ -2,9 +2,11 @@
 
 Trax is always run as its installed ``trax`` command and compared with raw
 faster-whisper (``benchmarks/raw_faster_whisper.py``) on the same model, the
-same files and the same machine, in the same session. Competing runs are
-interleaved (trax, raw, trax, raw, …) so a slow spell on a shared machine
-hits both sides rather than one.
+same files and the same machine, in the same session. Speed and memory on the
+5-minute recording have two raw baselines: sequential (``WhisperModel``, no VAD)
+and batched (``BatchedInferencePipeline`` with Trax v1's settings). Competing
+runs are interleaved (trax, raw, raw batched, trax, …) so a slow spell on a
+shared machine hits every side rather than one.
 """
 
 from __future__ import annotations
@@ -20,8 +22,13 @@ from benchmarks.corpus import Corpus, audio_seconds, build_recording, copy_batch
 from benchmarks.measure import MeasureError, Measurement, median, run_measured
 
 RAW = "faster-whisper"
+"""Raw faster-whisper, sequential: ``WhisperModel.transcribe``, no VAD, no batching."""
+RAW_BATCHED = "faster-whisper batched"
+"""Raw faster-whisper, batched: ``BatchedInferencePipeline`` with VAD and word timestamps."""
 BEAM_SIZE = 5
-"""faster-whisper's README value and Trax's default; both sides use it."""
+"""faster-whisper's README value and Trax's default; every side uses it."""
+BATCH_SIZE = 8
+"""Trax v1's batch size (``Transcriber``'s default) and faster-whisper's: the batched baseline's."""
 
 RSS_TARGET_LONG_MIB = 2048.0
 """A 2-hour recording must stay under 2 GB peak …"""
@@ -65,12 +72,14 @@ class Bench:
 
         return Command(f"trax {pipeline}", build, stores=files)
 
-    def raw(self, model_dir: str, files: list[Path]) -> Command:
+    def raw(self, model_dir: str, files: list[Path], *, batched: bool = False) -> Command:
+        """The raw faster-whisper script, sequential or (``batched``) with Trax v1's settings."""
+        mode = ["--batched", "--batch-size", str(BATCH_SIZE)] if batched else []
         command = [
             str(self.python), str(self.raw_script), "--model-dir", model_dir,
-            "--beam-size", str(BEAM_SIZE), *map(str, files),
+            "--beam-size", str(BEAM_SIZE), *mode, *map(str, files),
         ]  # fmt: skip
-        return Command(RAW, lambda: command)
+        return Command(RAW_BATCHED if batched else RAW, lambda: command)
 
     def stored(self) -> int:
         """How many transcripts the benchmark database holds (through the public CLI)."""
@@ -249,20 +258,30 @@ class SpeedRow:
     raw_peak_rss_mib: list[float]
     trax_median_s: float
     raw_median_s: float
-    ratio: float  # raw median / Trax median: > 1 means Trax is faster
+    ratio: float  # raw (sequential) median / Trax median: > 1 means Trax is faster
     trax_rtf: float  # real-time factor, wall / audio: < 1 is faster than real time
     raw_rtf: float
+    # The batched baseline came later: defaults let rows of older results load without it.
+    raw_batched_wall_s: list[float] = field(default_factory=list)
+    raw_batched_peak_rss_mib: list[float] = field(default_factory=list)
+    raw_batched_median_s: float | None = None
+    batched_ratio: float | None = None  # raw batched median / Trax median: > 1: Trax faster
+    raw_batched_rtf: float | None = None
 
 
 def speed(bench: Bench, recording: Path, audio_s: float, models: list[str]) -> list[SpeedRow]:
-    """Fresh-process wall time (and peak RSS) of Trax and raw faster-whisper on one file."""
+    """Fresh-process wall time (and peak RSS) of Trax and both raw baselines on one file."""
     runs = 1 if bench.quick else 3
     rows = []
     for model in models:
+        location = model_dir(model)
         commands = [bench.transcribe(recording, p, model, files=1) for p in bench.pipelines]
-        commands.append(bench.raw(model_dir(model), [recording]))
+        commands.append(bench.raw(location, [recording]))
+        commands.append(bench.raw(location, [recording], batched=True))
         measured = bench.alternate(commands, runs, f"speed {model}")
         raw_wall = [m.wall_s for m in measured[RAW]]
+        batched_wall = [m.wall_s for m in measured[RAW_BATCHED]]
+        batched_median = median(batched_wall)
         for pipeline in bench.pipelines:
             trax_wall = [m.wall_s for m in measured[f"trax {pipeline}"]]
             trax_median, raw_median = median(trax_wall), median(raw_wall)
@@ -283,6 +302,13 @@ def speed(bench: Bench, recording: Path, audio_s: float, models: list[str]) -> l
                     ratio=round(raw_median / trax_median, 3),
                     trax_rtf=round(trax_median / audio_s, 4),
                     raw_rtf=round(raw_median / audio_s, 4),
+                    raw_batched_wall_s=_rounded(batched_wall),
+                    raw_batched_peak_rss_mib=_rounded(
+                        [m.peak_rss_mib for m in measured[RAW_BATCHED]]
+                    ),
+                    raw_batched_median_s=round(batched_median, 3),
+                    batched_ratio=round(batched_median / trax_median, 3),
+                    raw_batched_rtf=round(batched_median / audio_s, 4),
                 )
             )
     return rows
@@ -292,7 +318,7 @@ def speed(bench: Bench, recording: Path, audio_s: float, models: list[str]) -> l
 class MemoryRow:
     recording: str  # "5 min" or "2 h"
     audio_s: float
-    system: str  # "trax" or RAW
+    system: str  # "trax", RAW or RAW_BATCHED
     pipeline: str | None
     model: str
     runs: int
@@ -341,10 +367,14 @@ def memory_from_speed(rows: list[SpeedRow]) -> list[MemoryRow]:
     for row in rows:
         trax = _remeasured(row.trax_wall_s, row.trax_peak_rss_mib)
         out.append(_memory_row("5 min", row.audio_s, "trax", row.pipeline, row.model, trax))
+        # The raw runs are shared by every pipeline's row: one row each per model.
         if row.model not in seen_raw:
             seen_raw.add(row.model)
             raw = _remeasured(row.raw_wall_s, row.raw_peak_rss_mib)
             out.append(_memory_row("5 min", row.audio_s, RAW, None, row.model, raw))
+            if row.raw_batched_wall_s:  # absent from results older than the batched baseline
+                batched = _remeasured(row.raw_batched_wall_s, row.raw_batched_peak_rss_mib)
+                out.append(_memory_row("5 min", row.audio_s, RAW_BATCHED, None, row.model, batched))
     return out
 
 
@@ -473,8 +503,7 @@ class Diarization:
 def diarization() -> Diarization:
     from trax.pipeline import PIPELINES
 
-    v4 = PIPELINES.get("v4")
-    if v4 is not None and v4.available:
+    if "v4" in PIPELINES:
         # v4 exists but measuring it (DER on diarization-dev) is the v4 work's to add here.
         return Diarization("pending", "pending — v4 is available; its DER is not measured yet")
     return Diarization("pending", DIARIZATION_PENDING)

@@ -12,8 +12,7 @@ import pytest
 
 from tests.mediafiles import AUDIO, JFK, read_audio, write_media
 from trax.asr import FasterWhisperTranscriber, resolve_model
-from trax.core import TranscriptionSettings
-from trax.pipeline import Pipeline
+from trax.service import TranscriptionService
 from trax.store import Database, SqlTranscriptStore
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -68,7 +67,7 @@ def empty_tables(database: Database) -> None:
 
     database.ensure_schema()
     with database.engine.begin() as conn:
-        tables = "cache_entries, jobs, batches, transcripts, media_files"
+        tables = "cache_entries, jobs, batches, segments, transcripts, media_files"
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         if conn.execute(text("SELECT to_regclass('procrastinate_jobs')")).scalar() is not None:
             conn.execute(text("TRUNCATE procrastinate_jobs, procrastinate_workers CASCADE"))
@@ -100,8 +99,11 @@ def transcriber() -> FasterWhisperTranscriber:
 
 
 @pytest.fixture
-def pipeline(store: SqlTranscriptStore, transcriber: FasterWhisperTranscriber) -> Pipeline:
-    return Pipeline(TranscriptionSettings(), store, transcriber=transcriber)
+def service(
+    store: SqlTranscriptStore, transcriber: FasterWhisperTranscriber
+) -> TranscriptionService:
+    """The service on the test database, sharing the session's loaded model (no stage cache)."""
+    return TranscriptionService(store, transcriber=transcriber)
 
 
 @pytest.fixture(scope="session")

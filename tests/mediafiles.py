@@ -90,6 +90,9 @@ def write_media(
                     layout=layout,
                 )
                 chunk.sample_rate = rate
+                # Timestamps, or the Vorbis muxer writes granule positions that jump
+                # backwards and the file cannot be seeked in.
+                chunk.pts, chunk.time_base = start, Fraction(1, rate)
                 for converted in resampler.resample(chunk):
                     out.mux(audio.encode(converted))
             for converted in resampler.resample(None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,15 +13,46 @@ import pytest
 from tests.mediafiles import AUDIO, JFK
 from trax.asr import BUNDLED, FasterWhisperTranscriber, ModelError, list_models, resolve_model
 from trax.asr.models import package_dir, verify_file
+from trax.asr.stages import RedecodeStage
 from trax.asr.transcriber import default_compute_type, is_silence, needs_fallback
-from trax.core import SAMPLE_RATE, AudioWindow, Segment, TranscriptionSettings
-from trax.media import PyAVDecoder
+from trax.core import (
+    SAMPLE_RATE,
+    AudioWindow,
+    MediaInfo,
+    Segment,
+    Transcript,
+    TranscriptionSettings,
+)
+from trax.media import AudioSource, PyAVDecoder
 from trax.paths import cache_dir
+from trax.pipeline import build
+from trax.pipeline.stages import RunContext
 
 
 def window_of(path: Path) -> AudioWindow:
     (window,) = PyAVDecoder().windows(path)
     return window
+
+
+def blank(language: str = "") -> Transcript:
+    media = MediaInfo(str(JFK), 1, "0" * 64, None, "flac", "flac", 16_000, 1)
+    return Transcript(media, (), language, 1.0, TranscriptionSettings(), "")
+
+
+def recognise(
+    transcriber: FasterWhisperTranscriber,
+    window: AudioWindow,
+    settings: TranscriptionSettings | None = None,
+    language: str = "",
+) -> list[Segment]:
+    """A window through the audio stages of v1 (VAD, recognition), without re-decoding."""
+    stages = build(settings or TranscriptionSettings(), transcriber).stages
+    transcript = blank(language)
+    run = RunContext(AudioSource(JFK), None)
+    for stage in stages:
+        if stage.name != "redecode":
+            window, transcript = stage.process(window, transcript, run)  # type: ignore[attr-defined]
+    return list(transcript.segments)
 
 
 def test_tiny_en_resolves_to_verified_package_files() -> None:
@@ -43,11 +75,10 @@ def test_base_joins_split_parts_once_and_transcribes() -> None:
     mtime = joined.stat().st_mtime_ns
     assert resolve_model("base").location == model.location
     assert joined.stat().st_mtime_ns == mtime  # not joined again
-    result = FasterWhisperTranscriber(model, device="cpu").transcribe_window(
-        window_of(JFK), TranscriptionSettings(model="base"), None
-    )
-    assert result.language == "en"
-    text = " ".join(s.text for s in result.segments).lower()
+    base = FasterWhisperTranscriber(model, device="cpu")
+    transcript = build(TranscriptionSettings(model="base"), base).run(JFK)
+    assert transcript.language == "en" and transcript.model_id == model.model_id
+    text = transcript.text.lower()
     assert "ask not what your country can do for you" in text
 
 
@@ -120,23 +151,22 @@ def test_cpu_runs_int8(transcriber: FasterWhisperTranscriber) -> None:
 
 
 def test_jfk_words_timestamps_and_quality_signals(transcriber: FasterWhisperTranscriber) -> None:
-    result = transcriber.transcribe_window(window_of(JFK), TranscriptionSettings(), None)
-    text = " ".join(s.text for s in result.segments)
+    segments = recognise(transcriber, window_of(JFK))
+    text = " ".join(s.text for s in segments)
     assert "ask not what your country can do for you" in text.lower()
-    words = [w for s in result.segments for w in s.words]
+    words = [w for s in segments for w in s.words]
     assert len(words) == 22
     assert all(0 <= w.start <= w.end <= 11.1 for w in words)
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     assert all(0 < w.probability <= 1 for w in words)
-    for segment in result.segments:
+    for segment in segments:
         assert segment.avg_logprob < 0 and segment.compression_ratio > 0
         assert 0 <= segment.no_speech_prob <= 1
 
 
 def test_sequential_decoding_gives_the_same_words(transcriber: FasterWhisperTranscriber) -> None:
     settings = TranscriptionSettings(batched=False)
-    result = transcriber.transcribe_window(window_of(JFK), settings, None)
-    text = " ".join(s.text for s in result.segments).lower()
+    text = " ".join(s.text for s in recognise(transcriber, window_of(JFK), settings)).lower()
     assert "ask what you can do for your country" in text
 
 
@@ -145,23 +175,22 @@ def test_without_vad_both_decoders_still_transcribe(
 ) -> None:
     for batched in (True, False):
         settings = TranscriptionSettings(vad=False, batched=batched)
-        result = transcriber.transcribe_window(window_of(JFK), settings, None)
-        text = " ".join(s.text for s in result.segments).lower()
+        text = " ".join(s.text for s in recognise(transcriber, window_of(JFK), settings)).lower()
         assert "ask not what your country can do for you" in text
 
 
 def test_silence_gives_no_words(transcriber: FasterWhisperTranscriber) -> None:
     window = AudioWindow(0.0, np.zeros(SAMPLE_RATE * 20, dtype=np.float32))
     for batched in (True, False):
-        result = transcriber.transcribe_window(window, TranscriptionSettings(batched=batched), None)
-        assert result.segments == []
+        settings = TranscriptionSettings(batched=batched)
+        assert recognise(transcriber, window, settings) == []
 
 
 def test_window_offset_shifts_all_times(transcriber: FasterWhisperTranscriber) -> None:
     window = window_of(AUDIO / "LDC93S1.wav")
     shifted = AudioWindow(600.0, window.samples)
-    plain = transcriber.transcribe_window(window, TranscriptionSettings(), "en").segments
-    moved = transcriber.transcribe_window(shifted, TranscriptionSettings(), "en").segments
+    plain = recognise(transcriber, window, language="en")
+    moved = recognise(transcriber, shifted, language="en")
     assert [s.text for s in plain] == [s.text for s in moved]
     assert moved[0].start == pytest.approx(plain[0].start + 600.0)
     assert moved[0].words[-1].end == pytest.approx(plain[0].words[-1].end + 600.0)
@@ -174,12 +203,23 @@ def test_weak_segment_is_redecoded_with_temperature_fallback(
     # from the sequential decoder, with times inside the window.
     window = window_of(JFK)
     weak = Segment(start=0.3, end=10.5, text="and so", avg_logprob=-1.5, compression_ratio=1.0)
-    assert needs_fallback(weak)
-    redone = list(transcriber._redecode(window, weak, TranscriptionSettings(), "en"))
+    fine = Segment(start=10.6, end=10.9, text="country.", avg_logprob=-0.2, compression_ratio=1.0)
+    assert needs_fallback(weak) and not needs_fallback(fine)
+    (stage,) = [
+        s for s in build(TranscriptionSettings(), transcriber).stages if s.name == "redecode"
+    ]
+    assert isinstance(stage, RedecodeStage)
+    before = replace(blank("en"), segments=(weak, fine))
+    _, after = stage.process(window, before, RunContext(AudioSource(JFK), None))
+    redone = list(after.segments[:-1])
     text = " ".join(s.text for s in redone).lower()
     assert "fellow americans" in text
     assert redone[0].start == pytest.approx(0.1, abs=0.01)  # clip start: 0.3 s less the pad
     assert all(s.end <= 11.0 for s in redone)
+    assert after.segments[-1] == fine  # a segment that passed is left alone
+    (edit,) = after.edits  # and the change is on record
+    assert (edit.stage, edit.before, edit.kind) == ("redecode", "and so", "redecode")
+    assert "fellow americans" in edit.after.lower()
 
 
 def test_quality_rules() -> None:

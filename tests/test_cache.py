@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from trax.asr import FasterWhisperTranscriber
 from trax.cli import cli
 from trax.core import TranscriptionSettings
 from trax.payload import segment_to_dict
-from trax.pipeline import Pipeline
+from trax.service import TranscriptionService
 from trax.store import Database, SqlTranscriptStore
 from trax.store.cache import SqlStageCache
+
+V1 = TranscriptionSettings()
 
 
 def test_get_put_expiry_and_housekeeping(database: Database) -> None:
@@ -39,32 +42,44 @@ def test_get_put_expiry_and_housekeeping(database: Database) -> None:
     assert cache.clear() == 1 and cache.stats() == []
 
 
-def test_asr_result_is_reused_when_the_transcript_is_gone(
+def test_recognition_is_reused_when_the_transcript_is_gone(
     database: Database, transcriber: FasterWhisperTranscriber
 ) -> None:
     cache = SqlStageCache(database)
-    pipeline = Pipeline(
-        TranscriptionSettings(), SqlTranscriptStore(database), transcriber=transcriber, cache=cache
-    )
-    first, _ = pipeline.transcribe(JFK)
+    service = TranscriptionService(SqlTranscriptStore(database), cache, transcriber=transcriber)
+    first, _ = service.transcribe(JFK, V1)
     with database.engine.begin() as conn:
         conn.execute(text("DELETE FROM transcripts"))
-    again, cached = pipeline.transcribe(JFK)
+    again, cached = service.transcribe(JFK, V1)
     assert not cached  # a new transcript row…
-    # …from the cached ASR result (stored at the payload's precision).
+    # …from the cached output of the audio stages (stored at the payload's precision).
     assert [segment_to_dict(s) for s in again.segments] == [
         segment_to_dict(s) for s in first.segments
     ]
-    assert again.timings["asr_s"] == 0.0 and first.timings["asr_s"] > 0.0
-    forced, _ = pipeline.transcribe(JFK, force=True)
-    assert forced.timings["asr_s"] > 0.0  # --force decodes again
-    other = Pipeline(
-        TranscriptionSettings(beam_size=1),
-        SqlTranscriptStore(database),
-        transcriber=transcriber,
-        cache=cache,
-    )
-    assert other.transcribe(JFK)[0].timings["asr_s"] > 0.0  # other settings, other key
+    assert "recognise_s" not in again.timings and first.timings["recognise_s"] > 0.0
+    assert again.stages == first.stages  # the record says which stages made it
+    forced, _ = service.transcribe(JFK, V1, force=True)
+    assert forced.timings["recognise_s"] > 0.0  # --force decodes again
+    greedy = service.transcribe(JFK, replace(V1, beam_size=1))[0]
+    assert greedy.timings["recognise_s"] > 0.0  # other stage settings, other key
+
+
+def test_only_what_changes_a_stage_is_in_its_key(transcriber: FasterWhisperTranscriber) -> None:
+    from trax.pipeline import build
+    from trax.pipeline.stages import stage_key
+
+    def keys(settings: TranscriptionSettings) -> list[str]:
+        key, out = "0" * 64, []
+        for stage in build(settings, transcriber).stages:
+            key = stage_key(key, stage)
+            out.append(key)
+        return out
+
+    base = keys(V1)
+    assert keys(replace(V1, pipeline="v1")) == base
+    prompt = keys(replace(V1, initial_prompt="Kennedy"))
+    assert prompt[0] == base[0] and prompt[1] != base[1]  # VAD is untouched by a prompt
+    assert keys(replace(V1, beam_size=1))[0] == base[0]
 
 
 def test_cache_cli(tmp_path: Path) -> None:
@@ -74,9 +89,9 @@ def test_cache_cli(tmp_path: Path) -> None:
         runner.invoke(cli, ["--db", url, "transcribe", str(JFK), "-f", "none", "-q"]).exit_code == 0
     )
     stats = json.loads(runner.invoke(cli, ["--db", url, "cache", "stats", "--json"]).stdout)
-    assert [(s["namespace"], s["entries"]) for s in stats] == [("asr", 1)]
+    assert [(s["namespace"], s["entries"]) for s in stats] == [("redecode", 1)]
     table = runner.invoke(cli, ["--db", url, "cache", "stats"])
-    assert table.stdout.splitlines()[1].split()[:3] == ["asr", "1", "0"]
+    assert table.stdout.splitlines()[1].split()[:3] == ["redecode", "1", "0"]
     assert "expire after 30 days" in table.stderr
     assert "removed 0 expired" in runner.invoke(cli, ["--db", url, "cache", "prune"]).stderr
     assert "removed 1 cache" in runner.invoke(cli, ["--db", url, "cache", "clear"]).stderr

@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 from tests.conftest import empty_tables
 from tests.mediafiles import AUDIO, JFK, JFK_TEXT
 from trax.cli import cli
+from trax.store.migrate import HEAD_REVISION
 
 TRAX = Path(sys.executable).with_name("trax")
 
@@ -46,12 +47,15 @@ def test_transcribe_prints_text_stores_and_exports(db_url: str, tmp_path: Path) 
     assert "done" in result.stderr and "#1" in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["jfk.json", "jfk.srt"]
     assert (out / "jfk.srt").read_text().startswith("1\n00:00:00,")
-    assert json.loads((out / "jfk.json").read_text())["schema_version"] == 1
+    exported = json.loads((out / "jfk.json").read_text())
+    assert exported["schema_version"] == 2
+    assert [s["name"] for s in exported["stages"]] == ["decode", "vad", "recognise", "redecode"]
 
     listing = run(db_url, "list")
     assert "jfk.flac" in listing.stdout and "0:11" in listing.stdout
     shown = run(db_url, "show", "1", "--segments")
     assert "[0:00 → " in shown.stdout and "language en" in shown.stdout
+    assert "stages decode (pyav-decode/1) → vad (silero-vad-v6/1) → recognise" in shown.stdout
     payload = json.loads(run(db_url, "show", "1", "--json").stdout)
     assert payload["pipeline"] == "v1" and len(payload["segments"][0]["words"]) > 5
 
@@ -167,12 +171,69 @@ def test_empty_list_models_pipelines_and_db_upgrade(db_url: str) -> None:
     assert "v4  v3 + speaker diarization  [planned]" in pipelines.stdout
     rows = json.loads(run(db_url, "pipelines", "--json").stdout)
     assert [r["name"] for r in rows] == ["v1", "v2", "v3", "v4"]
-    assert "already at revision 0003" in run(db_url, "db", "upgrade").stdout
+    assert f"already at revision {HEAD_REVISION}" in run(db_url, "db", "upgrade").stdout
 
 
 def test_db_upgrade_creates_a_new_database(tmp_path: Path) -> None:
     result = run(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
-    assert result.exit_code == 0 and "upgraded empty → 0003" in result.stdout
+    assert result.exit_code == 0 and f"upgraded empty → {HEAD_REVISION}" in result.stdout
+
+
+def test_no_vad_run_records_no_vad_stage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    result = run(url, "transcribe", str(JFK), "--no-vad", "-f", "json", "-o", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    exported = json.loads((tmp_path / "jfk.json").read_text())
+    assert [s["name"] for s in exported["stages"]] == ["decode", "recognise", "redecode"]
+    stored = json.loads(run(url, "show", "1", "--json").stdout)
+    assert stored["stages"] == exported["stages"]
+    # The same file with VAD is another transcript, not a reuse of this one.
+    again = run(url, "transcribe", str(JFK), "-f", "none", "--json")
+    assert json.loads(again.stdout)["cached"] == 0
+
+
+def test_config_shows_sources_and_never_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        'database_url = "postgresql://me:pa55word@db.example/trax"\n'
+        'cache_ttl_days = 7\n[llm]\nbase_url = "http://127.0.0.1:9/v1"\n'
+        'api_key = "sk-from-file-123"\n'
+    )
+    monkeypatch.setenv("TRAX_CONFIG", str(config))
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-from-env-456")
+    monkeypatch.setenv("TRAX_CACHE_TTL_DAYS", "3")
+    result = CliRunner().invoke(cli, ["config"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "(set, hidden)" in rows["llm.api_key"] and "env DEEPSEEK_API_KEY" in rows["llm.api_key"]
+    assert "3.0" in rows["cache_ttl_days"] and "env TRAX_CACHE_TTL_DAYS" in rows["cache_ttl_days"]
+    assert "http://127.0.0.1:9/v1" in rows["llm.base_url"] and str(config) in rows["llm.base_url"]
+    assert "me:***@db.example" in rows["database_url"]
+    as_json = CliRunner().invoke(cli, ["config", "--json"]).stdout
+    assert json.loads(as_json)["settings"]["llm.model"]["value"] == "deepseek-flash"
+    for output in (result.output, as_json):
+        assert "sk-from" not in output and "pa55word" not in output
+
+    config.write_text("[llm]\nmodel = [1, 2]\n")
+    broken = CliRunner().invoke(cli, ["config"])
+    assert broken.exit_code == 2 and broken.stderr.count("\n") == 1
+    assert broken.stderr.startswith("error: llm.model in ")
+
+
+def test_verbose_shows_the_cause_of_an_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.mp3").write_text("not audio")
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    plain = CliRunner().invoke(cli, ["--db", url, "export", "1", "-f", "nope"])
+    assert plain.stderr.count("\n") == 1
+    # A database that cannot be opened: one line, and with -v what lay beneath it.
+    bad = "postgresql://u:hunter2@127.0.0.1:1/x"
+    quiet = CliRunner().invoke(cli, ["--db", bad, "list"])
+    verbose = CliRunner().invoke(cli, ["-v", "--db", bad, "list"])
+    assert quiet.stderr.count("\n") == 1
+    assert verbose.stderr.startswith(quiet.stderr) and "caused by" in verbose.stderr
+    assert "hunter2" not in verbose.output
 
 
 # ------------------------------------------------------------------ real processes

@@ -22,7 +22,8 @@ from trax.core import SAMPLE_RATE, TranscriptionSettings
 from trax.jobs import SqlJobStore
 from trax.jobs.runner import LocalRunner
 from trax.media import PyAVDecoder
-from trax.pipeline import Pipeline, collect_inputs
+from trax.pipeline import collect_inputs
+from trax.service import TranscriptionService
 from trax.store import Database, SqlTranscriptStore
 
 TRAX = Path(sys.executable).with_name("trax")
@@ -63,7 +64,7 @@ def assert_exports_complete(out: Path, stems: list[str]) -> None:
     names = sorted(p.name for p in out.rglob("*") if p.is_file())
     assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("json", "txt"))
     for path in out.rglob("*.json"):
-        assert json.loads(path.read_text())["schema_version"] == 1  # whole, parseable
+        assert json.loads(path.read_text())["schema_version"] == 2  # whole, parseable
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ def test_runner_records_every_outcome(
     tmp_path: Path,
 ) -> None:
     store, jobs = SqlTranscriptStore(database), SqlJobStore(database)
-    pipeline = Pipeline(TranscriptionSettings(), store, transcriber=transcriber)
+    service = TranscriptionService(store, transcriber=transcriber)
     inputs, _ = collect_inputs([JFK, *bad_inputs.values(), tmp_path / "gone.wav"], tmp_path / "o")
     batch, added = jobs.create_batch(
         "b",
@@ -104,7 +105,7 @@ def test_runner_records_every_outcome(
     import threading
 
     ended: list[tuple[str, str]] = []
-    assert LocalRunner(jobs, pipeline, threading.Event()).run(
+    assert LocalRunner(jobs, service, threading.Event()).run(
         batch, on_end=lambda job, outcome: ended.append((Path(job.path).name, outcome))
     )
     assert dict(ended) == {
@@ -363,7 +364,7 @@ def test_stopping_gives_back_the_job_prepared_ahead(
     import threading
 
     store, jobs = SqlTranscriptStore(database), SqlJobStore(database)
-    pipeline = Pipeline(TranscriptionSettings(), store, transcriber=transcriber)
+    service = TranscriptionService(store, transcriber=transcriber)
     batch, _ = jobs.create_batch(
         "s",
         TranscriptionSettings().to_dict(),
@@ -373,7 +374,7 @@ def test_stopping_gives_back_the_job_prepared_ahead(
         [(str(clip), str(tmp_path / clip.stem)) for clip in CLIPS],
     )
     stop = threading.Event()
-    finished = LocalRunner(jobs, pipeline, stop).run(batch, on_end=lambda job, _: stop.set())
+    finished = LocalRunner(jobs, service, stop).run(batch, on_end=lambda job, _: stop.set())
     assert finished is False
     # One file done; the one the prefetcher had claimed is queued again, not left running.
     assert jobs.counts(batch.id) == {
@@ -383,5 +384,5 @@ def test_stopping_gives_back_the_job_prepared_ahead(
         "failed": 0,
         "cancelled": 0,
     }
-    assert LocalRunner(jobs, pipeline, threading.Event()).run(batch)
+    assert LocalRunner(jobs, service, threading.Event()).run(batch)
     assert jobs.counts(batch.id)["done"] == 3

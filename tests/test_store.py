@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from trax.core import MediaInfo, Segment, Transcript, TranscriptionSettings, Word
+from trax.core import MediaInfo, Segment, StageRecord, Transcript, TranscriptionSettings, Word
 from trax.payload import SCHEMA_VERSION, PayloadError, from_payload, to_payload
 from trax.store import Database, DatabaseError, SqlTranscriptStore, transcript_metrics
 from trax.store.migrate import HEAD_REVISION, current_revision, head_revision, upgrade
@@ -28,7 +28,7 @@ def make_transcript(sha: str = "a" * 64, text: str = "Hello there.") -> Transcri
         language_probability=0.98,
         settings=TranscriptionSettings(),
         model_id="tiny.en@sha256:test",
-        stage_versions={"asr": "x/1"},
+        stages=(StageRecord("recognise", "x/1", {"model_id": "tiny.en@sha256:test"}),),
         timings={"total_s": 0.5},
     )
 
@@ -37,8 +37,9 @@ def test_save_then_find_and_get_round_trip(store: SqlTranscriptStore) -> None:
     original = make_transcript()
     saved = store.save(original)
     assert saved.id is not None and saved.created_at is not None
-    found = store.find(original.media.sha256, original.settings.cache_key())
+    found = store.find(original.media.sha256, original.key)
     assert found is not None and found.id == saved.id
+    assert found.stages == original.stages
     assert found.segments == original.segments
     assert found.media == original.media
     assert (found.language, found.model_id, found.settings) == (
@@ -50,12 +51,14 @@ def test_save_then_find_and_get_round_trip(store: SqlTranscriptStore) -> None:
     assert store.get(saved.id + 1000) is None
 
 
-def test_other_settings_are_not_a_cache_hit(store: SqlTranscriptStore) -> None:
+def test_other_stages_are_not_a_cache_hit(store: SqlTranscriptStore) -> None:
     original = make_transcript()
     store.save(original)
-    other = replace(original.settings, beam_size=1).cache_key()
-    assert store.find(original.media.sha256, other) is None
-    assert store.find("b" * 64, original.settings.cache_key()) is None
+    other_model = StageRecord("recognise", "x/1", {"model_id": "tiny.en@sha256:other"})
+    other_version = StageRecord("recognise", "x/2", {"model_id": "tiny.en@sha256:test"})
+    for stages in ((other_model,), (other_version,), (*original.stages, other_version)):
+        assert store.find(original.media.sha256, replace(original, stages=stages).key) is None
+    assert store.find("b" * 64, original.key) is None
 
 
 def test_same_content_shares_one_media_row_and_keeps_versions(
@@ -67,7 +70,7 @@ def test_same_content_shares_one_media_row_and_keeps_versions(
     with database.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM media_files")).scalar_one() == 1
         assert conn.execute(text("SELECT path FROM media_files")).scalar_one() == moved.path
-    found = store.find(first.media.sha256, first.settings.cache_key())
+    found = store.find(first.media.sha256, first.key)
     assert found is not None and found.id == second.id  # newest version wins
     assert [s.id for s in store.summaries()] == [second.id, first.id]
 
@@ -133,9 +136,20 @@ def test_stored_v1_payload_fixture_still_loads() -> None:
     assert payload["schema_version"] == 1
     transcript = from_payload(payload)
     assert transcript.text.startswith("And so my fellow Americans")
-    assert len(transcript.words) == 22
+    assert len(transcript.words) == 22 and transcript.words[0].speaker is None
     assert transcript.media.sha256 == payload["media"]["sha256"]
-    assert to_payload(transcript)["schema_version"] == SCHEMA_VERSION
+    # Schema 1 declared stage versions without settings; schema 2 keeps them as records.
+    assert [(r.name, r.version, r.settings) for r in transcript.stages] == [
+        ("media", "pyav-decode/1", {}),
+        ("vad", "silero-vad-v6/1", {}),
+        ("asr", "faster-whisper-batched+fallback/1", {}),
+    ]
+    assert transcript.skipped == () and transcript.edits == ()
+    upgraded = to_payload(transcript)
+    assert upgraded["schema_version"] == SCHEMA_VERSION == 2
+    assert "stage_versions" not in upgraded
+    assert upgraded["segments"][0]["words"][0]["speaker"] is None
+    assert from_payload(json.loads(json.dumps(upgraded))) == transcript
 
 
 def test_payload_from_the_future_is_refused() -> None:
@@ -144,3 +158,25 @@ def test_payload_from_the_future_is_refused() -> None:
         from_payload(payload)
     with pytest.raises(PayloadError, match="no integer schema_version"):
         from_payload({"segments": []})
+
+
+def test_every_trax_error_is_one_family() -> None:
+    from trax.asr import ModelError
+    from trax.config import ConfigError
+    from trax.errors import TraxError
+    from trax.eval import EvalError
+    from trax.jobs.queue import QueueError
+    from trax.media import MediaError
+    from trax.pipeline import PipelineError
+
+    for error in (
+        ModelError,
+        ConfigError,
+        EvalError,
+        QueueError,
+        MediaError,
+        PipelineError,
+        DatabaseError,
+        PayloadError,
+    ):
+        assert issubclass(error, TraxError), error

@@ -3,11 +3,12 @@
 The quickest way in from Python::
 
     import trax
-    transcript = trax.transcribe("interview.mp3")
+    transcript = trax.transcribe("interview.mp3")          # nothing is written anywhere
     print(transcript.text)
+    trax.transcribe("interview.mp3", store=True)            # stored (and deduplicated)
 
-For batches, custom stores or other settings, compose the pieces directly:
-``trax.pipeline.Pipeline`` with a ``trax.store.SqlTranscriptStore``.
+For batches and other storage, use ``trax.service.TranscriptionService``;
+``trax.pipelines()`` lists the pipeline versions and their stages.
 """
 
 from __future__ import annotations
@@ -17,29 +18,49 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from trax.core import Transcript
+    from trax.pipeline import PipelineInfo
 
 
 def transcribe(
-    path: str | Path, database_url: str | None = None, force: bool = False, **settings: Any
+    path: str | Path,
+    *,
+    store: bool = False,
+    database_url: str | None = None,
+    force: bool = False,
+    device: str = "auto",
+    **settings: Any,
 ) -> Transcript:
-    """Transcribe one file with the given settings, store it and return the transcript.
+    """Transcribe one file and return the transcript.
 
-    ``settings`` are the fields of ``trax.core.TranscriptionSettings``
+    Without ``store`` this is a pure run: no database is created, opened or
+    written. ``store=True`` saves the transcript (in ``database_url``, else the
+    configured database) and reuses a stored one made the same way unless
+    ``force``. ``settings`` are the fields of ``trax.core.TranscriptionSettings``
     (``model``, ``language``, ``beam_size``, ``pipeline``, …).
     """
     from trax.core import TranscriptionSettings
-    from trax.pipeline import Pipeline
-    from trax.store import SqlTranscriptStore, open_database
-    from trax.store.cache import SqlStageCache
+    from trax.errors import TraxError
 
-    database = open_database(database_url)
-    pipeline = Pipeline(
-        TranscriptionSettings(**settings),
-        SqlTranscriptStore(database),
-        cache=SqlStageCache(database),
-    )
-    transcript, _ = pipeline.transcribe(Path(path), force=force)
+    request = TranscriptionSettings(**settings)
+    if not store:
+        if database_url is not None or force:
+            raise TraxError("database_url and force apply only with store=True")
+        from trax.pipeline import build
+
+        return build(request, device=device).run(Path(path))
+    from trax.service import TranscriptionService
+    from trax.store import open_database
+
+    service = TranscriptionService.open(open_database(database_url), device)
+    transcript, _ = service.transcribe(Path(path), request, force=force)
     return transcript
 
 
-__all__ = ["transcribe"]
+def pipelines() -> list[PipelineInfo]:
+    """Every pipeline version with its stages, and whether each can run now."""
+    from trax.pipeline import describe
+
+    return describe()
+
+
+__all__ = ["pipelines", "transcribe"]

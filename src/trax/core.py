@@ -1,9 +1,10 @@
 """Typed core objects that every stage of Trax speaks.
 
-Data flows one way: media (``MediaInfo``) → audio windows (``AudioWindow``)
-→ segments with words and quality signals (``Segment``/``Word``) → a stored,
-versioned ``Transcript`` → exports. Each stage reads the previous object and
-adds to it; none reaches back.
+Data flows one way: media (``MediaInfo``) → audio windows (``AudioWindow``,
+with the speech found in them) → segments with words and quality signals
+(``Segment``/``Word``) → a stored, versioned ``Transcript`` that records the
+stages that made it → exports. Each stage reads the previous object and adds
+to it; none reaches back.
 
 These are plain dataclasses with no heavy imports so that the CLI can load
 them without pulling in numpy or faster-whisper.
@@ -39,10 +40,16 @@ class MediaInfo:
 
 @dataclass(frozen=True, slots=True)
 class AudioWindow:
-    """A bounded stretch of decoded audio; ``start_s`` is its offset in the file."""
+    """A bounded stretch of decoded audio; ``start_s`` is its offset in the file.
+
+    ``speech`` is what voice activity detection found in it: (start, end)
+    sample indices relative to the window, or ``None`` when no VAD ran (then
+    the whole window is decoded).
+    """
 
     start_s: float
     samples: npt.NDArray[np.float32]
+    speech: tuple[tuple[int, int], ...] | None = None
 
     @property
     def duration_s(self) -> float:
@@ -55,18 +62,29 @@ class AudioWindow:
 
 @dataclass(frozen=True, slots=True)
 class Word:
+    """One recognised word. ``text`` keeps its leading space as Whisper writes it
+    (" country"), so a segment's text is its words joined as they are."""
+
     start: float
     end: float
     text: str
     probability: float
+    speaker: str | None = None
+
+
+def render_words(words: tuple[Word, ...] | list[Word]) -> str:
+    """The text of a run of words: what every export shows for them."""
+    return "".join(w.text for w in words).strip()
 
 
 @dataclass(frozen=True, slots=True)
 class Segment:
     """A stretch of recognised speech with the decoder's quality signals.
 
-    ``avg_logprob``, ``compression_ratio`` and ``no_speech_prob`` are kept so
-    later passes (multi-pass re-decoding, enhancement) can find weak spans.
+    When a segment has words, its text is rendered from them (enforced here),
+    so txt, srt and json can never disagree: a stage that changes what was
+    said changes the words. ``avg_logprob``, ``compression_ratio`` and
+    ``no_speech_prob`` are kept so later passes can find weak spans.
     ``speaker`` stays ``None`` until a diarization stage fills it.
     """
 
@@ -80,13 +98,17 @@ class Segment:
     temperature: float = 0.0
     speaker: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.words:
+            object.__setattr__(self, "text", render_words(self.words))
+
 
 @dataclass(frozen=True, slots=True)
 class TranscriptionSettings:
-    """Everything that changes what the recogniser produces.
+    """What a user asks for: the options of ``trax transcribe`` (and of a batch).
 
-    Two runs with equal settings on the same bytes give the same transcript,
-    so ``cache_key`` (with the content hash) decides whether to transcribe again.
+    The pipeline turns them into each stage's own settings; those, not these,
+    make the dedup and cache keys.
     """
 
     pipeline: str = "v1"
@@ -108,17 +130,66 @@ class TranscriptionSettings:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def cache_key(self) -> str:
-        import hashlib
-        import json
+    def fingerprint(self) -> str:
+        """A digest of the request (names a batch; not a cache key)."""
+        return digest(self.to_dict())
 
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+
+def digest(value: Any) -> str:
+    """SHA-256 of a JSON value in canonical form (sorted keys, no spaces)."""
+    import hashlib
+    import json
+
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """A stage that ran: its name, version and the settings it ran with."""
+
+    name: str
+    version: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedStage:
+    """A stage of the pipeline that did not run, and why (e.g. "needs an API key")."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """A change a stage made to what an earlier stage produced, kept for review."""
+
+    stage: str
+    start: float
+    end: float
+    before: str
+    after: str
+    kind: str
+
+
+def records_key(records: tuple[StageRecord, ...] | list[StageRecord]) -> str:
+    """The identity of a pipeline run: every stage's name, version and settings.
+
+    With the content hash it is the dedup key of a transcript; the model's
+    weights id is part of the recognition stage's settings.
+    """
+    return digest([[r.name, r.version, r.settings] for r in records])
 
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
-    """The result of one pipeline run over one media file."""
+    """The result of one pipeline run over one media file.
+
+    ``stages`` are the stages that actually ran, in order; ``skipped`` those of
+    the pipeline that did not, with the reason; ``edits`` what later stages
+    changed of earlier stages' output.
+    """
 
     media: MediaInfo
     segments: tuple[Segment, ...]
@@ -126,7 +197,9 @@ class Transcript:
     language_probability: float
     settings: TranscriptionSettings
     model_id: str
-    stage_versions: dict[str, str] = field(default_factory=dict)
+    stages: tuple[StageRecord, ...] = ()
+    skipped: tuple[SkippedStage, ...] = ()
+    edits: tuple[Edit, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
     id: int | None = None
     created_at: datetime | None = None
@@ -142,3 +215,8 @@ class Transcript:
     @property
     def duration_s(self) -> float:
         return self.media.duration_s or (self.segments[-1].end if self.segments else 0.0)
+
+    @property
+    def key(self) -> str:
+        """The dedup key of what produced this transcript (see ``records_key``)."""
+        return records_key(self.stages)

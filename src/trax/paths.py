@@ -1,24 +1,17 @@
-"""Where Trax keeps its files; each overridable by an environment variable."""
+"""Where Trax keeps its files (see ``trax.config``: ``TRAX_DATA_DIR``, ``TRAX_CACHE_DIR``)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from trax.config import load_config
 
 
 def data_dir() -> Path:
-    """The embedded database lives here (``TRAX_DATA_DIR``)."""
-    if env := os.environ.get("TRAX_DATA_DIR"):
-        return Path(env)
-    from platformdirs import user_data_path
-
-    return user_data_path("trax", appauthor=False)
+    """The embedded database lives here."""
+    return load_config().data_dir
 
 
 def cache_dir() -> Path:
-    """Joined model files and verification stamps (``TRAX_CACHE_DIR``)."""
-    if env := os.environ.get("TRAX_CACHE_DIR"):
-        return Path(env)
-    from platformdirs import user_cache_path
-
-    return user_cache_path("trax", appauthor=False)
+    """Joined model files and verification stamps."""
+    return load_config().cache_dir

@@ -4,6 +4,9 @@ The same payload is stored in the database (JSONB on PostgreSQL) and written
 by the JSON exporter, so what a user exports can be loaded back. Every payload
 carries ``schema_version``; payloads from older schemas are upgraded step by
 step on load, so transcripts stored long ago stay readable.
+
+Schema 2 records the stages that ran (name, version, settings), the stages
+skipped and why, the edits later stages made, and a speaker per word.
 """
 
 from __future__ import annotations
@@ -13,17 +16,41 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from trax.core import MediaInfo, Segment, Transcript, TranscriptionSettings, Word
+from trax.core import (
+    Edit,
+    MediaInfo,
+    Segment,
+    SkippedStage,
+    StageRecord,
+    Transcript,
+    TranscriptionSettings,
+    Word,
+)
+from trax.errors import TraxError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 declared stage versions as a name → version map, with no settings."""
+    upgraded = {k: v for k, v in payload.items() if k != "stage_versions"}
+    upgraded["stages"] = [
+        {"name": name, "version": version, "settings": {}}
+        for name, version in (payload.get("stage_versions") or {}).items()
+    ]
+    upgraded["skipped"] = []
+    upgraded["edits"] = []
+    upgraded["schema_version"] = 2
+    return upgraded
+
 
 # Upgrade steps: UPGRADES[n] turns a schema-n payload into a schema-(n+1) one.
 # Add a step here whenever SCHEMA_VERSION is raised, and keep a stored fixture
 # of the old schema in tests/data so the step stays tested.
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
 
 
-class PayloadError(ValueError):
+class PayloadError(TraxError):
     """A payload that this version of Trax cannot read."""
 
 
@@ -47,6 +74,7 @@ def segment_to_dict(segment: Segment) -> dict[str, Any]:
                 "end": _round(w.end),
                 "text": w.text,
                 "probability": round(w.probability, 4),
+                "speaker": w.speaker,
             }
             for w in segment.words
         ],
@@ -64,10 +92,24 @@ def segment_from_dict(data: dict[str, Any]) -> Segment:
         no_speech_prob=data.get("no_speech_prob", 0.0),
         temperature=data.get("temperature", 0.0),
         words=tuple(
-            Word(start=w["start"], end=w["end"], text=w["text"], probability=w["probability"])
+            Word(
+                start=w["start"],
+                end=w["end"],
+                text=w["text"],
+                probability=w["probability"],
+                speaker=w.get("speaker"),
+            )
             for w in data.get("words", ())
         ),
     )
+
+
+def stages_to_list(records: tuple[StageRecord, ...]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in records]
+
+
+def edits_to_list(edits: tuple[Edit, ...]) -> list[dict[str, Any]]:
+    return [asdict(e) | {"start": _round(e.start), "end": _round(e.end)} for e in edits]
 
 
 def to_payload(transcript: Transcript) -> dict[str, Any]:
@@ -78,7 +120,9 @@ def to_payload(transcript: Transcript) -> dict[str, Any]:
         "media": asdict(transcript.media),
         "pipeline": transcript.settings.pipeline,
         "model_id": transcript.model_id,
-        "stage_versions": dict(transcript.stage_versions),
+        "stages": stages_to_list(transcript.stages),
+        "skipped": [asdict(s) for s in transcript.skipped],
+        "edits": edits_to_list(transcript.edits),
         "settings": transcript.settings.to_dict(),
         "language": transcript.language,
         "language_probability": round(transcript.language_probability, 4),
@@ -115,7 +159,9 @@ def from_payload(payload: dict[str, Any]) -> Transcript:
         language_probability=payload.get("language_probability", 1.0),
         settings=settings,
         model_id=payload["model_id"],
-        stage_versions=dict(payload.get("stage_versions", {})),
+        stages=tuple(StageRecord(**r) for r in payload.get("stages", ())),
+        skipped=tuple(SkippedStage(**s) for s in payload.get("skipped", ())),
+        edits=tuple(Edit(**e) for e in payload.get("edits", ())),
         timings=dict(payload.get("timings", {})),
         id=payload.get("id"),
         created_at=datetime.fromisoformat(created) if created else None,

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from trax.errors import TraxError
 from trax.paths import cache_dir
 
 DEFAULT_MODEL = "tiny.en"
@@ -41,7 +42,7 @@ HUB_MODELS = (
 """Names faster-whisper resolves on the Hugging Face Hub (online users only)."""
 
 
-class ModelError(Exception):
+class ModelError(TraxError):
     """A model that cannot be found, verified or loaded; the message is one line."""
 
 
@@ -293,14 +294,31 @@ def resolve_model(name: str) -> ResolvedModel:
     )
 
 
+def _missing_packages(model: BundledModel) -> list[str]:
+    packages = {f.package for f in model.files.values()} | {p.package for p in model.parts}
+    return sorted(p.replace("_", "-") for p in packages if package_dir(p) is None)
+
+
+def model_unavailable(name: str) -> str | None:
+    """Why ``name`` cannot be loaded here, found without hashing anything; None if it can
+    (or may: a hub model is only known once the download is tried)."""
+    if name in BUNDLED:
+        missing = _missing_packages(BUNDLED[name])
+        return f"model {name} needs {', '.join(missing)} installed" if missing else None
+    try:
+        resolve_model(name)
+    except ModelError as exc:
+        return str(exc)
+    return None
+
+
 def list_models() -> list[ModelEntry]:
     """Bundled models (and whether their packages are installed) and the hub names."""
     entries = []
     for model in BUNDLED.values():
-        packages = {f.package for f in model.files.values()} | {p.package for p in model.parts}
-        missing = sorted(p for p in packages if package_dir(p) is None)
+        missing = _missing_packages(model)
         if missing:
-            location = "not installed: " + ", ".join(p.replace("_", "-") for p in missing)
+            location = "not installed: " + ", ".join(missing)
         elif model.parts:
             location = str(cache_dir() / "models" / f"{model.name}-{model.joined_sha256[:12]}")
         else:

@@ -1,36 +1,49 @@
 """Speech to text with faster-whisper (CTranslate2).
 
-Defaults are chosen against Whisper's known failure modes:
-- voice activity detection (Silero, bundled with faster-whisper) so silence
-  and music are never decoded into invented words;
-- no conditioning on previous text, which causes repetition loops;
-- temperature fallback: the batched pipeline decodes greedily/beam at
-  temperature 0 only, so segments whose quality signals fail Whisper's own
-  thresholds are re-decoded with the sequential decoder and its full
-  temperature schedule.
+The recogniser decodes what voice activity detection marked as speech in a
+window (or the whole window when no VAD ran), batched or with Whisper's own
+sequential loop. Defaults are chosen against Whisper's known failure modes:
+no conditioning on previous text (repetition loops), Whisper's no-speech rule
+on batched output, and a temperature schedule for clips re-decoded by the
+re-decoding stage (``trax.asr.stages``).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from trax.asr.models import ModelError, ResolvedModel
-from trax.core import SAMPLE_RATE, AudioWindow, Segment, TranscriptionSettings, Word
+from trax.core import SAMPLE_RATE, AudioWindow, Segment, Word
 
 if TYPE_CHECKING:
     from faster_whisper import BatchedInferencePipeline, WhisperModel
-
-log = logging.getLogger(__name__)
 
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
-REDECODE_PAD_S = 0.2
 CHUNK_S = 30  # Whisper's input length
+
+
+@dataclass(frozen=True, slots=True)
+class RecognitionSettings:
+    """Everything that changes what the recogniser writes (the model pinned by its weights)."""
+
+    model_id: str
+    language: str | None = None
+    beam_size: int = 5
+    initial_prompt: str | None = None
+    hotwords: str | None = None
+    batched: bool = True
+    batch_size: int = 8
+    word_timestamps: bool = True
+    temperatures: tuple[float, ...] = (0.0,)
+    condition_on_previous_text: bool = False
+    compression_ratio_threshold: float = COMPRESSION_RATIO_THRESHOLD
+    log_prob_threshold: float = LOG_PROB_THRESHOLD
+    no_speech_threshold: float = NO_SPEECH_THRESHOLD
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,13 +62,21 @@ WindowProgress = Callable[[float], None]
 class Transcriber(Protocol):
     model_id: str
 
-    def transcribe_window(
+    def recognise(
         self,
         window: AudioWindow,
-        settings: TranscriptionSettings,
+        settings: RecognitionSettings,
         language: str | None,
         on_progress: WindowProgress | None = None,
-    ) -> WindowResult: ...
+    ) -> WindowResult:
+        """Recognise the window's speech (all of it when ``window.speech`` is None)."""
+        ...
+
+    def decode_clip(
+        self, samples: Any, settings: RecognitionSettings, language: str | None
+    ) -> list[Segment]:
+        """Decode a short clip with the settings' temperature schedule, no VAD."""
+        ...
 
 
 def detect_device() -> str:
@@ -95,14 +116,12 @@ class FasterWhisperTranscriber:
         device: str = "auto",
         compute_type: str = "default",
         cpu_threads: int = 0,
-        batch_size: int = 8,
     ) -> None:
         self.model = model
         self.model_id = model.model_id
         self.device = device
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
-        self.batch_size = batch_size
         self._whisper: WhisperModel | None = None
         self._batched: BatchedInferencePipeline | None = None
 
@@ -130,26 +149,37 @@ class FasterWhisperTranscriber:
                 local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as exc:
-            raise ModelError(f"cannot load model '{self.model.name}': {exc}") from None
+            raise ModelError(f"cannot load model '{self.model.name}': {exc}") from exc
 
-    def transcribe_window(
+    def recognise(
         self,
         window: AudioWindow,
-        settings: TranscriptionSettings,
+        settings: RecognitionSettings,
         language: str | None,
         on_progress: WindowProgress | None = None,
     ) -> WindowResult:
+        if window.speech is not None and not window.speech:
+            return WindowResult([], language or "", 0.0)  # VAD found no speech: nothing to decode
         if settings.batched:
             segments, info = self._decode_batched(window, settings, language, on_progress)
         else:
-            segments, info = self._decode_sequential(
-                window.samples, settings, language, on_progress=on_progress
-            )
+            segments, info = self._decode_sequential(window, settings, language, on_progress)
         shifted = [_shift(s, window.start_s) for s in segments]
         return WindowResult(shifted, info.language, float(info.language_probability))
 
+    def decode_clip(
+        self, samples: Any, settings: RecognitionSettings, language: str | None
+    ) -> list[Segment]:
+        raw, _ = self.whisper.transcribe(
+            samples,
+            temperature=list(settings.temperatures),
+            vad_filter=False,
+            **self._common_options(settings, language),
+        )
+        return list(_reporting(raw, None))
+
     def _common_options(
-        self, settings: TranscriptionSettings, language: str | None
+        self, settings: RecognitionSettings, language: str | None
     ) -> dict[str, Any]:
         return {
             "language": language,
@@ -157,32 +187,36 @@ class FasterWhisperTranscriber:
             "word_timestamps": settings.word_timestamps,
             "initial_prompt": settings.initial_prompt,
             "hotwords": settings.hotwords,
-            "condition_on_previous_text": False,
-            "compression_ratio_threshold": COMPRESSION_RATIO_THRESHOLD,
-            "log_prob_threshold": LOG_PROB_THRESHOLD,
-            "no_speech_threshold": NO_SPEECH_THRESHOLD,
+            "condition_on_previous_text": settings.condition_on_previous_text,
+            "compression_ratio_threshold": settings.compression_ratio_threshold,
+            "log_prob_threshold": settings.log_prob_threshold,
+            "no_speech_threshold": settings.no_speech_threshold,
         }
 
     def _decode_sequential(
         self,
-        samples: Any,
-        settings: TranscriptionSettings,
+        window: AudioWindow,
+        settings: RecognitionSettings,
         language: str | None,
-        vad: bool | None = None,
-        on_progress: WindowProgress | None = None,
+        on_progress: WindowProgress | None,
     ) -> tuple[list[Segment], Any]:
+        """Whisper's own loop over the window: all of its speech, joined, as faster-whisper's
+        VAD filter would hand it over."""
+        audio, speech = _speech_only(window, max_chunk_s=None)
         raw, info = self.whisper.transcribe(
-            samples,
-            temperature=list(TEMPERATURES),
-            vad_filter=settings.vad if vad is None else vad,
+            audio,
+            temperature=list(settings.temperatures),
+            vad_filter=False,
             **self._common_options(settings, language),
         )
+        if speech is not None:
+            raw = _restore_times(raw, speech)
         return list(_reporting(raw, on_progress)), info
 
     def _decode_batched(
         self,
         window: AudioWindow,
-        settings: TranscriptionSettings,
+        settings: RecognitionSettings,
         language: str | None,
         on_progress: WindowProgress | None,
     ) -> tuple[list[Segment], Any]:
@@ -190,40 +224,70 @@ class FasterWhisperTranscriber:
 
         if self._batched is None:
             self._batched = BatchedInferencePipeline(self.whisper)
-        # Without VAD the batched decoder still needs chunks: plain 30 s slices (seconds).
-        clips = None
-        if not settings.vad:
+        # The speech is packed into chunks of at most 30 s (Whisper's input), exactly
+        # as faster-whisper's VAD filter does; without VAD, plain 30 s slices.
+        audio, speech = _speech_only(window, max_chunk_s=CHUNK_S)
+        if speech is None:
             total = window.duration_s
             starts = range(0, int(total) + 1, CHUNK_S)
             clips = [{"start": s, "end": min(s + CHUNK_S, total)} for s in starts if s < total]
+        else:
+            clips = _packed_clips(speech)
         raw, info = self._batched.transcribe(
-            window.samples,
-            temperature=TEMPERATURES[0],
-            vad_filter=settings.vad,
+            audio,
+            temperature=settings.temperatures[0],
+            vad_filter=False,
             clip_timestamps=clips,
-            batch_size=self.batch_size,
+            batch_size=settings.batch_size,
             **self._common_options(settings, language),
         )
-        segments: list[Segment] = []
-        for segment in _reporting(raw, on_progress):
-            if is_silence(segment.avg_logprob, segment.no_speech_prob):
-                continue
-            if needs_fallback(segment):
-                segments.extend(self._redecode(window, segment, settings, info.language))
-            else:
-                segments.append(segment)
+        if speech is not None:
+            raw = _restore_times(raw, speech)
+        segments = [
+            s
+            for s in _reporting(raw, on_progress)
+            if not is_silence(s.avg_logprob, s.no_speech_prob)
+        ]
         return segments, info
 
-    def _redecode(
-        self, window: AudioWindow, segment: Segment, settings: TranscriptionSettings, language: str
-    ) -> Iterable[Segment]:
-        """Decode one weak segment again with the full temperature schedule."""
-        start = max(0.0, segment.start - REDECODE_PAD_S)
-        end = min(window.duration_s, segment.end + REDECODE_PAD_S)
-        clip = window.samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
-        retried, _ = self._decode_sequential(clip, settings, language, vad=False)
-        log.debug("re-decoded %.1f–%.1f s at temperature fallback", segment.start, segment.end)
-        return [_shift(s, start) for s in retried]
+
+def _speech_only(
+    window: AudioWindow, max_chunk_s: int | None
+) -> tuple[Any, list[list[dict[str, Any]]] | None]:
+    """The window's speech joined end to end, and the chunks it was packed into.
+
+    Returns the samples to decode and, per chunk of at most ``max_chunk_s`` of
+    speech, the speech regions in it (``None`` when no VAD ran).
+    """
+    import numpy as np
+    from faster_whisper.vad import collect_chunks
+
+    if window.speech is None:
+        return window.samples, None
+    regions = [{"start": start, "end": end} for start, end in window.speech]
+    limit = float("inf") if max_chunk_s is None else max_chunk_s
+    chunks, metadata = collect_chunks(window.samples, regions, max_duration=limit)
+    return np.concatenate(chunks), [m["segments"] for m in metadata]
+
+
+def _packed_clips(speech: list[list[dict[str, Any]]]) -> list[dict[str, float]]:
+    """Each packed chunk's place (seconds) in the joined speech."""
+    clips = []
+    offset = 0
+    for regions in speech:
+        length = sum(r["end"] - r["start"] for r in regions)
+        clips.append({"start": offset / SAMPLE_RATE, "end": (offset + length) / SAMPLE_RATE})
+        offset += length
+    return clips
+
+
+def _restore_times(raw: Iterable[Any], speech: list[list[dict[str, Any]]]) -> Iterable[Any]:
+    """Map times in the joined speech back to times in the window."""
+    from faster_whisper.transcribe import restore_speech_timestamps
+
+    regions = [region for chunk in speech for region in chunk]
+    restored: Iterable[Any] = restore_speech_timestamps(raw, regions, SAMPLE_RATE)
+    return restored
 
 
 def _load_from_hub(name: str, device: str, compute_type: str, cpu_threads: int) -> WhisperModel:
@@ -242,12 +306,12 @@ def _load_from_hub(name: str, device: str, compute_type: str, cpu_threads: int) 
         pass
     try:
         return WhisperModel(name, device=device, compute_type=compute_type, cpu_threads=cpu_threads)
-    except Exception as exc:  # noqa: BLE001 - hub client raises many unrelated types
+    except Exception as exc:
         raise ModelError(
             f"model '{name}' is not bundled and could not be downloaded from the Hugging Face "
             f"Hub (offline?): {type(exc).__name__}; use a bundled model (tiny.en, base) "
             "or a local model directory"
-        ) from None
+        ) from exc
 
 
 def _reporting(raw: Iterable[Any], on_progress: WindowProgress | None) -> Iterator[Segment]:

@@ -137,7 +137,7 @@ def _continue(obj: Context, store: SqlJobStore, batch: Batch) -> None:
         try:
             count = enqueue(store.database, store, batch)
         except QueueError as exc:
-            fail(str(exc))
+            fail(exc)
         click.echo(f"batch {batch.name}: {count} job(s) enqueued for trax worker", err=True)
         return
     from trax.cli.transcribe import finish_batch, run_local_batch
@@ -216,6 +216,6 @@ def worker(
     try:
         run_worker(database, concurrency, stalled_after, heartbeat, recovery_every, device)
     except QueueError as exc:
-        fail(str(exc))
+        fail(exc)
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 if TYPE_CHECKING:
+    from trax.config import Config
     from trax.core import Transcript
     from trax.store import SqlTranscriptStore
     from trax.store.cache import SqlStageCache
@@ -20,15 +21,34 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+_verbosity = 0
 
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
+
+def fail(problem: str | BaseException, code: int = EXIT_USAGE) -> NoReturn:
+    """One line for the user; with ``-v``, the chain of causes beneath it."""
+    from trax.errors import causes
+
+    click.echo(f"error: {problem}", err=True)
+    if isinstance(problem, BaseException) and _verbosity:
+        for cause in causes(problem):
+            click.echo(f"  caused by {cause}", err=True)
     sys.exit(code)
 
 
 class Context:
+    """What every command shares: the configuration (read once) and the database."""
+
     def __init__(self, database_url: str | None) -> None:
         self.database_url = database_url
+
+    @property
+    def config(self) -> Config:
+        from trax.config import ConfigError, load_config
+
+        try:
+            return load_config()
+        except ConfigError as exc:
+            fail(exc)
 
     def store(self) -> SqlTranscriptStore:
         from trax.store import DatabaseError, SqlTranscriptStore, open_database
@@ -37,7 +57,7 @@ class Context:
             database = open_database(self.database_url)
             database.ensure_schema()
         except DatabaseError as exc:
-            fail(str(exc))
+            fail(exc)
         return SqlTranscriptStore(database)
 
 
@@ -48,15 +68,17 @@ pass_context = click.make_pass_decorator(Context)
 @click.option(
     "--db",
     "database_url",
-    envvar="TRAX_DATABASE_URL",
     metavar="URL",
-    help="Database URL (default: SQLite in the user data folder; or postgresql://…).",
+    help="Database URL (default: TRAX_DATABASE_URL, the config file, else SQLite in the "
+    "user data folder; see `trax config`).",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="trax")
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, verbose: int) -> None:
     """Trax: transcribe any audio or video into stored, searchable transcripts."""
+    global _verbosity
+    _verbosity = verbose
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if verbose < 2:
@@ -66,7 +88,12 @@ def cli(ctx: click.Context, database_url: str | None, verbose: int) -> None:
 
 
 def main() -> None:
-    cli(prog_name="trax")
+    from trax.errors import TraxError
+
+    try:
+        cli(prog_name="trax")
+    except TraxError as exc:  # one line, whichever command let it through
+        fail(exc, EXIT_FAILED)
 
 
 def clock(seconds: float | None) -> str:
@@ -143,6 +170,10 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
         f"model {transcript.model_id}"
     )
     click.echo(f"  sha256 {media.sha256}")
+    stages = " → ".join(f"{r.name} ({r.version})" for r in transcript.stages)
+    click.echo(f"  stages {stages or 'not recorded'}")
+    for skipped in transcript.skipped:
+        click.echo(f"  skipped {skipped.name}: {skipped.reason}")
     click.echo("")
     if segments:
         for s in transcript.segments:
@@ -168,7 +199,7 @@ def export(obj: Context, transcript_id: int, fmt: str, output: Path | None) -> N
     try:
         exporter = get_exporter(fmt.lower())
     except ValueError as exc:
-        fail(str(exc))
+        fail(exc)
     transcript = _load(obj, transcript_id)
     if output is None or str(output) == "-":
         click.echo(exporter.render(transcript), nl=False)
@@ -203,18 +234,45 @@ def models(as_json: bool) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True)
 def pipelines(as_json: bool) -> None:
-    """Show pipeline versions and the capabilities each enables."""
-    from trax.pipeline import PIPELINES
+    """Show pipeline versions, their stages and whether each can run now."""
+    from trax.pipeline import describe
 
+    infos = describe()
     if as_json:
-        rows = [asdict(v) for v in PIPELINES.values()]
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
         return
-    for version in PIPELINES.values():
-        state = "available" if version.available else version.note or "not available"
-        click.echo(f"{version.name}  {version.title}  [{state}]")
-        for feature in version.features:
-            click.echo(f"    - {feature}")
+    for info in infos:
+        state = "available" if info.available else info.reason or "not available"
+        click.echo(f"{info.name}  {info.title}  [{state}]")
+        for stage in info.stages:
+            ready = "" if stage.available else f"  (cannot run: {stage.reason})"
+            click.echo(f"    {stage.name:10} {stage.version:26} {stage.adds}; {stage.when}{ready}")
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True)
+@pass_context
+def config_(obj: Context, as_json: bool) -> None:
+    """Show the effective configuration and where each value comes from (secrets masked)."""
+    config = obj.config
+    rows = config.shown()
+    if obj.database_url:  # --db, which beats everything else
+        from trax.store import redact
+
+        rows = [
+            ("database_url", redact(obj.database_url), "--db") if key == "database_url" else row
+            for row in rows
+            for key in [row[0]]
+        ]
+    if as_json:
+        out = {key: {"value": value, "source": source} for key, value, source in rows}
+        click.echo(json.dumps({"file": str(config.file), "settings": out}, indent=2))
+        return
+    exists = "" if config.file.exists() else " (not found)"
+    click.echo(f"config file: {config.file}{exists}", err=True)
+    width = max(len(key) for key, _, _ in rows)
+    for key, value, source in rows:
+        click.echo(f"{key:{width}}  {value}  [{source}]")
 
 
 @cli.group()
@@ -233,7 +291,7 @@ def upgrade(obj: Context) -> None:
     try:
         before, after = run_upgrade(database)
     except DatabaseError as exc:
-        fail(str(exc))
+        fail(exc)
     where = redact(database.url)
     if before == after:
         click.echo(f"{where}: already at revision {after}")
@@ -291,11 +349,10 @@ def eval_asr(
     """Word error rate of a pipeline against reference transcripts."""
     from trax.asr import ModelError, resolve_model
     from trax.core import TranscriptionSettings
-    from trax.eval import EvalError
+    from trax.errors import TraxError
     from trax.eval.asr import evaluate, match_audio, raw_faster_whisper, read_references
     from trax.media import MediaError
-    from trax.pipeline import Pipeline, PipelineError
-    from trax.store.cache import SqlStageCache
+    from trax.service import TranscriptionService
 
     try:
         references = read_references(refs_path)
@@ -307,13 +364,13 @@ def eval_asr(
             beam_size=beam_size,
             language=None if language == "auto" else language,
         )
-        store = obj.store()
-        pipeline = Pipeline(settings, store, cache=SqlStageCache(store.database))
-    except (EvalError, ModelError, PipelineError) as exc:
-        fail(str(exc))
+        service = TranscriptionService.open(obj.store().database)
+        service.pipeline(settings)
+    except TraxError as exc:
+        fail(exc)
 
     def trax_recognise(path: Path) -> tuple[str, float, bool]:
-        transcript, cached = pipeline.transcribe(path, force=force)
+        transcript, cached = service.transcribe(path, settings, force=force)
         return transcript.text, transcript.duration_s, cached
 
     try:
@@ -334,7 +391,7 @@ def eval_asr(
                 )
             )
     except ModelError as exc:
-        fail(str(exc))
+        fail(exc)
     except MediaError as exc:
         fail(f"cannot transcribe a reference clip: {exc}")
 
@@ -408,7 +465,7 @@ def eval_diarization(
             skip_overlap,
         )
     except EvalError as exc:
-        fail(str(exc))
+        fail(exc)
     if as_json:
         click.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -454,10 +511,10 @@ def cache_stats(obj: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2))
         return
-    click.echo(f"{'STAGE':8} {'ENTRIES':>8} {'EXPIRED':>8} {'SIZE':>10} {'HITS':>6}")
+    click.echo(f"{'STAGE':10} {'ENTRIES':>8} {'EXPIRED':>8} {'SIZE':>10} {'HITS':>6}")
     for r in rows:
         click.echo(
-            f"{r.namespace:8} {r.entries:>8} {r.expired:>8} {r.size_bytes / 1e6:>8.2f}MB "
+            f"{r.namespace:10} {r.entries:>8} {r.expired:>8} {r.size_bytes / 1e6:>8.2f}MB "
             f"{r.hits:>6}"
         )
     click.echo(f"entries expire after {default_ttl().days} days (TRAX_CACHE_TTL_DAYS)", err=True)

@@ -119,7 +119,7 @@ def transcribe(
         formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
         get_pipeline(pipeline_name)
     except (ValueError, PipelineError) as exc:
-        fail(str(exc))
+        fail(exc)
     settings = TranscriptionSettings(
         pipeline=pipeline_name,
         model=model,
@@ -141,7 +141,7 @@ def transcribe(
         try:
             require_postgresql(store.database)
         except QueueError as exc:
-            fail(str(exc))
+            fail(exc)
     jobs = SqlJobStore(store.database)
     if not inputs:
         finish_batch(jobs, store, None, problems, quiet, as_json)
@@ -162,7 +162,7 @@ def transcribe(
         try:
             deferred = enqueue(store.database, jobs, batch)
         except QueueError as exc:
-            fail(str(exc))
+            fail(exc)
         if as_json:
             click.echo(json.dumps({"batch": batch.name, "enqueued": deferred}))
         elif not quiet:
@@ -187,30 +187,29 @@ def run_local_batch(
 
     On interruption, say how to resume and exit with 130.
     """
-    from trax.asr import ModelError, resolve_model
     from trax.core import TranscriptionSettings
+    from trax.errors import TraxError
     from trax.jobs.runner import LocalRunner
-    from trax.pipeline import Pipeline
-    from trax.store.cache import SqlStageCache
+    from trax.service import TranscriptionService
 
     store = obj.store()
-    settings = TranscriptionSettings.from_dict(batch.settings)
+    service = TranscriptionService.open(store.database, device)
     try:
-        pipeline = Pipeline(settings, store, device=device, cache=SqlStageCache(store.database))
-        resolve_model(settings.model)  # fail fast on a bad model name, before any file
-    except ModelError as exc:
-        fail(str(exc))
+        # A bad model name or a stage that cannot run fails here, before any file.
+        service.pipeline(TranscriptionSettings.from_dict(batch.settings))
+    except TraxError as exc:
+        fail(exc)
     started = time.monotonic()
     stop = threading.Event()
     progress = BatchProgress(jobs, batch, enabled=not (quiet or as_json) and sys.stderr.isatty())
     reporter = _Reporter(store, quiet or as_json, progress)
     try:
         with _stop_on_ctrl_c(stop, announce=not (quiet or as_json)):
-            finished = LocalRunner(jobs, pipeline, stop).run(
+            finished = LocalRunner(jobs, service, stop).run(
                 batch, progress.start, progress.update, reporter.report
             )
-    except ModelError as exc:
-        fail(str(exc))
+    except TraxError as exc:
+        fail(exc)
     except KeyboardInterrupt:
         finished = False
     progress.clear()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from trax.errors import TraxError
 
-class EvalError(Exception):
+
+class EvalError(TraxError):
     """Evaluation input that cannot be scored; the message is one line."""
 
 

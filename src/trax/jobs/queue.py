@@ -17,13 +17,14 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any
 
+from trax.errors import TraxError
 from trax.jobs.runner import Outcome, process_job, settings_of
 from trax.jobs.store import Batch, SqlJobStore
 
 if TYPE_CHECKING:
     import procrastinate
 
-    from trax.asr import FasterWhisperTranscriber
+    from trax.service import TranscriptionService
     from trax.store import Database
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ TRANSCRIBE_TASK = "trax.transcribe"
 _SCHEMA_LOCK = 727_301  # pg advisory lock id: one process applies the queue schema
 
 
-class QueueError(Exception):
+class QueueError(TraxError):
     """The distributed queue cannot be used; the message is one line."""
 
 
@@ -67,17 +68,17 @@ def ensure_queue_schema(database: Database) -> None:
             driver.execute(procrastinate.schema.SchemaManager.get_schema())
 
 
-_transcribers: dict[tuple[str, str], FasterWhisperTranscriber] = {}
+_services: dict[tuple[str, str], TranscriptionService] = {}
 
 
-def _transcriber(model: str, device: str) -> FasterWhisperTranscriber:
-    """One loaded model per (model, device) for the life of the worker process."""
-    from trax.asr import FasterWhisperTranscriber, resolve_model
+def _service(database: Database, device: str) -> TranscriptionService:
+    """One service per database and device for the life of the worker: models load once."""
+    from trax.service import TranscriptionService
 
-    key = (model, device)
-    if key not in _transcribers:
-        _transcribers[key] = FasterWhisperTranscriber(resolve_model(model), device=device)
-    return _transcribers[key]
+    key = (database.url, device)
+    if key not in _services:
+        _services[key] = TranscriptionService.open(database, device)
+    return _services[key]
 
 
 def run_queued_job(
@@ -85,9 +86,7 @@ def run_queued_job(
 ) -> Outcome | None:
     """The task body: the same ``process_job`` as the local runner, for one job id."""
     from trax.asr import ModelError
-    from trax.pipeline import Pipeline
-    from trax.store import SqlTranscriptStore
-    from trax.store.cache import SqlStageCache
+    from trax.pipeline import PipelineError
 
     jobs = SqlJobStore(database)
     job = jobs.claim(job_id=job_id)
@@ -95,17 +94,11 @@ def run_queued_job(
         log.info("job %d is not queued any more (done, cancelled or taken); skipping", job_id)
         return None
     batch = jobs.batch_by_id(job.batch_id)
-    settings = settings_of(batch, job)
+    service = _service(database, device)
     try:
-        transcriber = _transcriber(settings.model, device)
-        pipeline = Pipeline(
-            settings,
-            SqlTranscriptStore(database),
-            transcriber=transcriber,
-            cache=SqlStageCache(database),
-        )
-        outcome = process_job(job, batch, jobs, pipeline, stop=should_abort or (lambda: False))
-    except ModelError as exc:
+        service.pipeline(settings_of(batch, job))  # a model that can't load fails the job now
+        outcome = process_job(job, batch, jobs, service, stop=should_abort or (lambda: False))
+    except (ModelError, PipelineError) as exc:
         jobs.fail(job.id, str(exc))  # retrying on this worker would fail the same way
         return "failed"
     if outcome == "interrupted":

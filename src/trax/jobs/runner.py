@@ -25,7 +25,9 @@ from trax.core import TranscriptionSettings
 from trax.failpoints import failpoint
 from trax.jobs.store import Batch, Job, JobStore, SqlJobStore
 from trax.media import MediaError
-from trax.pipeline.run import Interrupted, Pipeline, PreparedMedia, ProgressCallback
+from trax.pipeline import PipelineError
+from trax.pipeline.run import Interrupted, PreparedMedia, ProgressCallback
+from trax.service import TranscriptionService
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ def batch_name(
     """
     identity = {
         "paths": sorted(str(p.resolve()) for p in paths),
-        "settings": settings.cache_key(),
+        "settings": settings.fingerprint(),
         "output_dir": str(output_dir.resolve()),
         "formats": list(formats),
         "force": force,
@@ -67,7 +69,7 @@ def process_job(
     job: Job,
     batch: Batch,
     jobs: JobStore,
-    pipeline: Pipeline,
+    service: TranscriptionService,
     stop: Callable[[], bool] = lambda: False,
     on_progress: ProgressCallback | None = None,
     prepared: PreparedMedia | BaseException | None = None,
@@ -93,10 +95,11 @@ def process_job(
     try:
         if isinstance(prepared, BaseException):
             raise prepared
-        transcript, cached = pipeline.transcribe(
+        transcript, cached = service.transcribe(
             Path(job.path),
-            batch.force,
-            progress,
+            settings_of(batch, job),
+            force=batch.force,
+            on_progress=progress,
             since=job.created_at if batch.force else None,
             should_stop=lambda: cancelled or stop(),
             prepared=prepared,
@@ -117,7 +120,7 @@ def process_job(
         jobs.fail(job.id, str(exc))
     except OSError as exc:
         jobs.fail(job.id, exc.strerror or str(exc))
-    except (ModelError, KeyboardInterrupt):
+    except (ModelError, PipelineError, KeyboardInterrupt):
         jobs.release(job.id)  # not this file's fault: it goes back to the queue
         raise
     except Exception as exc:
@@ -140,13 +143,13 @@ class Prefetcher:
         self,
         jobs: SqlJobStore,
         batch: Batch,
-        pipeline: Pipeline,
+        service: TranscriptionService,
         stop: threading.Event,
         depth: int = 1,
     ) -> None:
         self.jobs = jobs
         self.batch = batch
-        self.pipeline = pipeline
+        self.service = service
         self.stop = stop
         self.ready: queue.Queue[object] = queue.Queue()
         # Claim only when there is room: never more than ``depth`` jobs held ahead.
@@ -184,7 +187,7 @@ class Prefetcher:
                 break
             prepared: PreparedMedia | BaseException
             try:
-                prepared = self.pipeline.prepare(Path(job.path))
+                prepared = self.service.prepare(Path(job.path))
             except Exception as exc:  # noqa: BLE001 - handed to process_job, which records it
                 prepared = exc
             self.ready.put((job, prepared))
@@ -205,7 +208,7 @@ class LocalRunner:
     """Works through a batch in this process, with the model loaded once."""
 
     jobs: SqlJobStore
-    pipeline: Pipeline
+    service: TranscriptionService
     stop: threading.Event
 
     def run(
@@ -219,7 +222,7 @@ class LocalRunner:
         recovered = self.jobs.recover(batch.id)
         if recovered:
             log.info("requeued %d job(s) left running by a process that is gone", recovered)
-        with Prefetcher(self.jobs, batch, self.pipeline, threading.Event()) as upcoming:
+        with Prefetcher(self.jobs, batch, self.service, threading.Event()) as upcoming:
             for job, prepared in upcoming:
                 if self.stop.is_set():
                     if isinstance(prepared, PreparedMedia):
@@ -229,7 +232,7 @@ class LocalRunner:
                 if on_start is not None:
                     on_start(job)
                 outcome = process_job(
-                    job, batch, self.jobs, self.pipeline, self.stop.is_set, on_progress, prepared
+                    job, batch, self.jobs, self.service, self.stop.is_set, on_progress, prepared
                 )
                 if on_end is not None:
                     on_end(self.jobs.get(job.id) or job, outcome)

@@ -10,6 +10,7 @@ from trax.core import AudioWindow, MediaInfo
 from trax.media.decode import MIN_DURATION_S, PyAVDecoder
 from trax.media.errors import MediaError
 from trax.media.probe import probe, sha256_file
+from trax.media.source import AudioSource
 
 MEDIA_EXTENSIONS = frozenset(
     [
@@ -55,6 +56,7 @@ def is_media_path(path: Path) -> bool:
 __all__ = [
     "MEDIA_EXTENSIONS",
     "MIN_DURATION_S",
+    "AudioSource",
     "AudioWindow",
     "MediaDecoder",
     "MediaError",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from trax.errors import TraxError
 
-class MediaError(Exception):
+
+class MediaError(TraxError):
     """A file that cannot be turned into audio, with a one-line reason."""

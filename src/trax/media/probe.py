@@ -51,7 +51,7 @@ def probe(path: Path) -> MediaInfo:
     except PermissionError:
         raise MediaError("permission denied") from None
     except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(f"not a readable media file ({_reason(exc)})") from None
+        raise MediaError(f"not a readable media file ({_reason(exc)})") from exc
     with container:
         if not container.streams.audio:
             kinds = sorted({s.type for s in container.streams})

@@ -1,7 +1,7 @@
-"""Pipelines: the version registry and the runner that composes the stages.
+"""Pipelines: the version registry, the stages, and the runner that composes them.
 
-The runner (and with it numpy, SQLAlchemy, faster-whisper) is imported only
-when used, so listing pipeline versions stays instant.
+The runner (and with it numpy and faster-whisper) is imported only when used,
+so listing pipeline versions stays instant.
 """
 
 from __future__ import annotations
@@ -11,15 +11,26 @@ from typing import TYPE_CHECKING, Any
 from trax.pipeline.versions import (
     DEFAULT_PIPELINE,
     PIPELINES,
+    PLANNED,
     PipelineError,
+    PipelineInfo,
     PipelineVersion,
+    StageInfo,
+    describe,
     get_pipeline,
 )
 
 if TYPE_CHECKING:
-    from trax.pipeline.run import Interrupted, MediaInput, Pipeline, collect_inputs
+    from trax.pipeline.run import (
+        Interrupted,
+        MediaInput,
+        Pipeline,
+        PreparedMedia,
+        build,
+        collect_inputs,
+    )
 
-_RUNNER = {"Interrupted", "MediaInput", "Pipeline", "collect_inputs"}
+_RUNNER = {"Interrupted", "MediaInput", "Pipeline", "PreparedMedia", "build", "collect_inputs"}
 
 
 def __getattr__(name: str) -> Any:
@@ -33,11 +44,17 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_PIPELINE",
     "PIPELINES",
+    "PLANNED",
     "Interrupted",
     "MediaInput",
     "Pipeline",
     "PipelineError",
+    "PipelineInfo",
     "PipelineVersion",
+    "PreparedMedia",
+    "StageInfo",
+    "build",
     "collect_inputs",
+    "describe",
     "get_pipeline",
 ]

@@ -1,29 +1,39 @@
-"""Run a pipeline over one file: probe → dedup → decode windows → ASR → store.
+"""Run a pipeline over one file: decode windows once, pass each through the audio
+stages, then the whole transcript through the transcript stages.
 
-Nothing of a failed or interrupted file is stored: the transcript is saved in
-one transaction, only after recognition finished. Batches of files, exports
-and crash recovery are the job runner's (``trax.jobs``).
+A run is pure: it returns a ``Transcript`` and touches no database. Storing,
+deduplicating and exporting are the service's (``trax.service``); a stage
+cache, when one is handed in, only saves work.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-from trax.asr import FasterWhisperTranscriber, Transcriber, resolve_model
-from trax.core import AudioWindow, MediaInfo, Segment, Transcript, TranscriptionSettings
+from trax.core import (
+    SAMPLE_RATE,
+    AudioWindow,
+    MediaInfo,
+    SkippedStage,
+    StageRecord,
+    Transcript,
+    TranscriptionSettings,
+    records_key,
+)
 from trax.failpoints import failpoint
-from trax.media import MediaDecoder, PyAVDecoder, is_media_path, probe
-from trax.payload import segment_from_dict, segment_to_dict
-from trax.pipeline.versions import get_pipeline
-from trax.store import TranscriptStore
+from trax.media import AudioSource, PyAVDecoder, is_media_path, probe
+from trax.payload import edits_to_list, segment_from_dict, segment_to_dict
+from trax.pipeline.stages import AudioStage, RunContext, Stage, TranscriptStage, record, stage_key
+from trax.pipeline.versions import PipelineError
 from trax.store.cache import StageCache
+
+if TYPE_CHECKING:
+    from trax.asr import Transcriber
 
 ProgressCallback = Callable[[float, float | None], None]
 """Called with how far into the file recognition has got and the file's duration (seconds)."""
@@ -79,214 +89,269 @@ def _disambiguate(inputs: list[MediaInput]) -> list[MediaInput]:
     ]
 
 
-class Pipeline:
-    """One configured pipeline: settings, store, decoder and a recogniser loaded once."""
-
-    def __init__(
-        self,
-        settings: TranscriptionSettings,
-        store: TranscriptStore,
-        decoder: MediaDecoder | None = None,
-        transcriber: Transcriber | None = None,
-        device: str = "auto",
-        cache: StageCache | None = None,
-    ) -> None:
-        self.version = get_pipeline(settings.pipeline)
-        self.settings = settings
-        self.store = store
-        self.cache = cache
-        self.decoder = decoder or PyAVDecoder()
-        self._transcriber = transcriber
-        self.device = device
-
-    @property
-    def transcriber(self) -> Transcriber:
-        if self._transcriber is None:
-            self._transcriber = FasterWhisperTranscriber(
-                resolve_model(self.settings.model), device=self.device
-            )
-        return self._transcriber
-
-    def transcribe(
-        self,
-        path: Path,
-        force: bool = False,
-        on_progress: ProgressCallback | None = None,
-        *,
-        since: datetime | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        prepared: PreparedMedia | None = None,
-    ) -> tuple[Transcript, bool]:
-        """Transcribe and store one file; return (transcript, reused_from_store).
-
-        ``force`` ignores stored transcripts made before ``since`` (all of them
-        when ``since`` is None). ``should_stop`` is polled as recognition goes;
-        when it turns true, ``Interrupted`` is raised and nothing is stored.
-        ``prepared`` is the same file already probed and partly decoded by
-        ``prepare`` (in another thread, while the previous file was recognised).
-        """
-        started = time.perf_counter()
-        prepared = prepared or self.prepare(path, decode_ahead=False)
-        media = prepared.media
-        try:
-            if not force or since is not None:
-                key = self.settings.cache_key()
-                cached = self.store.find(media.sha256, key, created_after=since if force else None)
-                if cached is not None:
-                    return cached, True
-            recognised = self._cached_recognition(media) if not force else None
-            if recognised is None:
-                recognised = self._recognise(prepared, on_progress, should_stop)
-            if self.cache is not None:
-                self.cache.put("asr", self._asr_key(media), recognised.to_cache())
-        finally:
-            prepared.close()
-        transcript = Transcript(
-            # What was decoded is the truth; container headers can be wrong.
-            media=replace(media, duration_s=round(recognised.decoded_s, 3)),
-            segments=tuple(recognised.segments),
-            language=recognised.language,
-            language_probability=recognised.language_probability,
-            settings=self.settings,
-            model_id=self.transcriber.model_id,
-            stage_versions=dict(self.version.stages),
-            timings={
-                "probe_s": prepared.probe_s,
-                "decode_s": prepared.decode_s + recognised.decode_s,
-                "asr_s": recognised.asr_s,
-                "total_s": time.perf_counter() - started,
-            },
-        )
-        return self.store.save(transcript), False
-
-    def prepare(self, path: Path, decode_ahead: bool = True) -> PreparedMedia:
-        """Probe (and hash) a file, and decode its first window unless told not to."""
-        started = time.perf_counter()
-        media = probe(path)
-        probed = time.perf_counter()
-        source = iter(self.decoder.windows(Path(media.path), media.duration_s))
-        windows: Iterator[AudioWindow] = source
-        if decode_ahead:
-            first = next(source, None)
-            windows = itertools.chain([first] if first is not None else [], source)
-        decoded = time.perf_counter()
-        return PreparedMedia(media, windows, source, probed - started, decoded - probed)
-
-    def _asr_key(self, media: MediaInfo) -> str:
-        """Content, exact weights and every decoding setting: what fixes the ASR result."""
-        decoding = replace(self.settings, pipeline="").cache_key()
-        identity = f"{media.sha256}|{self.transcriber.model_id}|{self.version.stages['asr']}"
-        return hashlib.sha256(f"{identity}|{decoding}".encode()).hexdigest()
-
-    def _cached_recognition(self, media: MediaInfo) -> _Recognition | None:
-        if self.cache is None:
-            return None
-        value = self.cache.get("asr", self._asr_key(media))
-        return _Recognition.from_cache(value) if value is not None else None
-
-    def _recognise(
-        self,
-        prepared: PreparedMedia,
-        on_progress: ProgressCallback | None,
-        should_stop: Callable[[], bool] | None,
-    ) -> _Recognition:
-        """Decode window by window and recognise each; one window is in memory at a time."""
-        if should_stop is not None:
-            on_progress = _stoppable(on_progress, should_stop)
-        media = prepared.media
-        result = _Recognition(language=self.settings.language or "")
-        windows = prepared.windows
-        while True:
-            tick = time.perf_counter()
-            window = next(windows, None)
-            tock = time.perf_counter()
-            result.decode_s += tock - tick
-            if window is None:
-                break
-            # The first window's language holds for the rest of the file, so a
-            # long recording isn't re-detected (and sometimes flipped) per window.
-            recognised = self.transcriber.transcribe_window(
-                window, self.settings, result.language or None, _offset(on_progress, window, media)
-            )
-            result.asr_s += time.perf_counter() - tock
-            failpoint("asr")
-            if not result.language:
-                result.language = recognised.language
-                result.language_probability = recognised.language_probability
-            result.segments.extend(recognised.segments)
-            result.decoded_s += window.duration_s
-            if on_progress is not None:
-                on_progress(window.end_s, media.duration_s)
-        result.language = result.language or "en"
-        return result
-
-
 @dataclass(slots=True)
 class PreparedMedia:
-    """A file probed and, optionally, its first window decoded, ready for recognition."""
+    """A file probed and, optionally, its first window decoded, ready for a run."""
 
     media: MediaInfo
+    source: AudioSource
     windows: Iterator[AudioWindow]
-    source: Iterator[AudioWindow]  # the decoder itself, to close
+    stream: Iterator[AudioWindow]  # the decoder's own generator, to close
     probe_s: float
     decode_s: float
 
     def close(self) -> None:
-        """Release the decoder (and its open file) if recognition never finished it."""
-        close = getattr(self.source, "close", None)
+        """Release the decoder (and its open file) if the run never finished it."""
+        close = getattr(self.stream, "close", None)
         if close is not None:
             close()
 
 
+def prepare(path: Path, decoder: PyAVDecoder, decode_ahead: bool = True) -> PreparedMedia:
+    """Probe (and hash) a file, and decode its first window unless told not to."""
+    started = time.perf_counter()
+    media = probe(path)
+    probed = time.perf_counter()
+    source = AudioSource(Path(media.path), decoder, media.duration_s)
+    stream = iter(source.windows())
+    windows: Iterator[AudioWindow] = stream
+    if decode_ahead:
+        first = next(stream, None)
+        windows = itertools.chain([first] if first is not None else [], stream)
+    decoded = time.perf_counter()
+    return PreparedMedia(media, source, windows, stream, probed - started, decoded - probed)
+
+
+def decoder_record(decoder: PyAVDecoder) -> StageRecord:
+    """The decoder heads every record: its windows bound what recognition sees at once."""
+    settings = {"sample_rate": SAMPLE_RATE, "window_s": decoder.window_s}
+    return StageRecord("decode", "pyav-decode/1", settings)
+
+
+def build(
+    settings: TranscriptionSettings,
+    transcriber: Transcriber | None = None,
+    device: str = "auto",
+    decoder: PyAVDecoder | None = None,
+) -> Pipeline:
+    """The one place a pipeline is built: the version's stages for these settings.
+
+    ``transcriber`` shares an already loaded model; otherwise the model is
+    resolved (and verified) now and loaded on first use.
+    """
+    from trax.asr import FasterWhisperTranscriber, resolve_model
+    from trax.pipeline.versions import get_pipeline
+
+    version = get_pipeline(settings.pipeline)
+    if transcriber is None:
+        transcriber = FasterWhisperTranscriber(resolve_model(settings.model), device=device)
+    stages = version.build(settings, transcriber)
+    return Pipeline(settings, transcriber.model_id, stages, decoder)
+
+
 class Interrupted(Exception):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
-    """Recognition was asked to stop (Ctrl-C, a cancelled job); nothing was stored."""
+    """The run was asked to stop (Ctrl-C, a cancelled job); nothing was kept."""
 
 
-def _stoppable(
-    on_progress: ProgressCallback | None, should_stop: Callable[[], bool]
-) -> ProgressCallback:
-    """Report progress, then give up at this point if asked to stop."""
+class Pipeline:
+    """A pipeline version built for one set of settings: a decoder and ordered stages.
 
-    def report(position: float, duration: float | None) -> None:
+    Build it with ``trax.pipeline.build`` (one place for every caller).
+    """
+
+    def __init__(
+        self,
+        settings: TranscriptionSettings,
+        model_id: str,
+        stages: Sequence[Stage],
+        decoder: PyAVDecoder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model_id = model_id
+        self.stages = list(stages)
+        self.decoder = decoder or PyAVDecoder()
+
+    def records(self) -> list[StageRecord]:
+        """What a run records when every stage can run: the decoder, then each stage."""
+        return [decoder_record(self.decoder), *(record(s) for s in self.stages)]
+
+    @property
+    def key(self) -> str:
+        """The dedup key (with a content hash): model weights, stage versions and settings."""
+        return records_key(self.records())
+
+    def prepare(self, path: Path, decode_ahead: bool = True) -> PreparedMedia:
+        return prepare(path, self.decoder, decode_ahead)
+
+    def runnable(self) -> tuple[list[Stage], list[SkippedStage]]:
+        """The stages that can run now, and the optional ones that can't (with why).
+
+        A required stage that cannot run stops the run before any work.
+        """
+        ready: list[Stage] = []
+        skipped: list[SkippedStage] = []
+        for stage in self.stages:
+            reason = stage.unavailable()
+            if reason is None:
+                ready.append(stage)
+            elif getattr(stage, "optional", False):
+                skipped.append(SkippedStage(stage.name, reason))
+            else:
+                raise PipelineError(f"stage {stage.name} cannot run: {reason}")
+        return ready, skipped
+
+    def run(
+        self,
+        media: Path | PreparedMedia,
+        *,
+        cache: StageCache | None = None,
+        refresh: bool = False,
+        on_progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Transcript:
+        """Run every stage that can run over one file and return the transcript.
+
+        With a ``cache``, stage outputs found there are reused and new ones are
+        kept; ``refresh`` computes everything again (and replaces what was kept).
+
+        ``should_stop`` is polled as recognition goes; when it turns true,
+        ``Interrupted`` is raised and nothing is returned or cached.
+        """
+        started = time.perf_counter()
+        stages, skipped = self.runnable()
+        prepared = media if isinstance(media, PreparedMedia) else self.prepare(media, False)
+        info = prepared.media
+        timings: dict[str, float] = {"probe_s": prepared.probe_s}
+        transcript = Transcript(
+            media=info,
+            segments=(),
+            language=self.settings.language or "",
+            language_probability=1.0,
+            settings=self.settings,
+            model_id=self.model_id,
+            skipped=tuple(skipped),
+        )
+        audio_stages = [cast(AudioStage, s) for s in stages if s.kind == "audio"]
+        later = [cast(TranscriptStage, s) for s in stages if s.kind == "transcript"]
+        key = stage_key(info.sha256, decoder_record(self.decoder))
+        for stage in audio_stages:
+            key = stage_key(key, stage)
+        run = RunContext(
+            prepared.source, info.duration_s, _progress(on_progress, should_stop, info)
+        )
+        try:
+            reuse = cache is not None and not refresh and bool(audio_stages)
+            cached = cache.get(audio_stages[-1].name, key) if cache and reuse else None
+            if cached is not None:
+                transcript = _from_cache(transcript, cached)
+                timings["decode_s"] = prepared.decode_s
+            else:
+                transcript = self._audio_pass(prepared, audio_stages, transcript, run, timings)
+                if cache is not None and any(s.cached for s in audio_stages):
+                    cache.put(audio_stages[-1].name, key, _to_cache(transcript))
+        finally:
+            prepared.close()
+        transcript = self._transcript_pass(later, transcript, run, key, cache, refresh, timings)
+        timings["total_s"] = time.perf_counter() - started
+        return replace(
+            transcript,
+            language=transcript.language or "en",
+            stages=(decoder_record(self.decoder), *(record(s) for s in stages)),
+            timings=timings,
+        )
+
+    def _transcript_pass(
+        self,
+        stages: list[TranscriptStage],
+        transcript: Transcript,
+        run: RunContext,
+        key: str,
+        cache: StageCache | None,
+        refresh: bool,
+        timings: dict[str, float],
+    ) -> Transcript:
+        """Each transcript stage in turn, its output kept in the cache when worth it."""
+        for stage in stages:
+            key = stage_key(key, stage)
+            value = cache.get(stage.name, key) if cache and stage.cached and not refresh else None
+            if value is not None:
+                transcript = _from_cache(transcript, value)
+                continue
+            tick = time.perf_counter()
+            transcript = stage.process(transcript, run)
+            timings[f"{stage.name}_s"] = time.perf_counter() - tick
+            if cache is not None and stage.cached:
+                cache.put(stage.name, key, _to_cache(transcript))
+        return transcript
+
+    def _audio_pass(
+        self,
+        prepared: PreparedMedia,
+        stages: list[AudioStage],
+        transcript: Transcript,
+        run: RunContext,
+        timings: dict[str, float],
+    ) -> Transcript:
+        """Decode once; every window goes through each audio stage in order."""
+        spent = dict.fromkeys((f"{s.name}_s" for s in stages), 0.0)
+        decode_s = prepared.decode_s
+        decoded = 0.0
+        windows = prepared.windows
+        while True:
+            tick = time.perf_counter()
+            window = next(windows, None)
+            decode_s += time.perf_counter() - tick
+            if window is None:
+                break
+            for stage in stages:
+                tick = time.perf_counter()
+                window, transcript = stage.process(window, transcript, run)
+                spent[f"{stage.name}_s"] += time.perf_counter() - tick
+            failpoint("asr")
+            decoded += window.duration_s
+            run.report(window.end_s)
+        timings["decode_s"] = decode_s
+        timings |= spent
+        # What was decoded is the truth; container headers can be wrong.
+        return replace(transcript, media=replace(transcript.media, duration_s=round(decoded, 3)))
+
+
+def _progress(
+    on_progress: ProgressCallback | None,
+    should_stop: Callable[[], bool] | None,
+    media: MediaInfo,
+) -> Callable[[float], None] | None:
+    """Report a position in the file, then give up there if asked to stop."""
+    if on_progress is None and should_stop is None:
+        return None
+
+    def report(position: float) -> None:
         if on_progress is not None:
-            on_progress(position, duration)
-        if should_stop():
+            on_progress(position, media.duration_s)
+        if should_stop is not None and should_stop():
             raise Interrupted
 
     return report
 
 
-def _offset(
-    on_progress: ProgressCallback | None, window: AudioWindow, media: MediaInfo
-) -> Callable[[float], None] | None:
-    """Turn a position inside ``window`` into a position in the file."""
-    if on_progress is None:
-        return None
-    return lambda seconds: on_progress(window.start_s + seconds, media.duration_s)
+def _to_cache(transcript: Transcript) -> dict[str, Any]:
+    return {
+        "duration_s": transcript.media.duration_s,
+        "language": transcript.language,
+        "language_probability": transcript.language_probability,
+        "segments": [segment_to_dict(s) for s in transcript.segments],
+        "edits": edits_to_list(transcript.edits),
+    }
 
 
-@dataclass(slots=True)
-class _Recognition:
-    language: str
-    language_probability: float = 1.0
-    segments: list[Segment] = field(default_factory=list)
-    decoded_s: float = 0.0
-    decode_s: float = 0.0
-    asr_s: float = 0.0
+def _from_cache(transcript: Transcript, value: dict[str, Any]) -> Transcript:
+    from trax.core import Edit
 
-    def to_cache(self) -> dict[str, Any]:
-        return {
-            "language": self.language,
-            "language_probability": self.language_probability,
-            "decoded_s": self.decoded_s,
-            "segments": [segment_to_dict(s) for s in self.segments],
-        }
-
-    @classmethod
-    def from_cache(cls, value: dict[str, Any]) -> _Recognition:
-        return cls(
-            language=value["language"],
-            language_probability=value["language_probability"],
-            segments=[segment_from_dict(s) for s in value["segments"]],
-            decoded_s=value["decoded_s"],
-        )
+    return replace(
+        transcript,
+        media=replace(transcript.media, duration_s=value["duration_s"]),
+        language=value["language"],
+        language_probability=value["language_probability"],
+        segments=tuple(segment_from_dict(s) for s in value["segments"]),
+        edits=tuple(Edit(**e) for e in value["edits"]),
+    )

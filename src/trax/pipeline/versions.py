@@ -1,83 +1,154 @@
-"""The pipeline registry: which capability is available in which version.
+"""The pipeline registry: each version is an ordered list of stages, built from settings.
 
-Each transcription job names a version; a stored transcript records it with
-the versions of the stages that produced it, so results stay comparable as
-the pipeline grows.
+``describe()`` (``trax pipelines``) is generated from the stages themselves:
+what each adds, its version, and whether it can run now. Building a version
+for a run (``build``) resolves the model and hands every stage its settings.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-STAGE_VERSIONS_V1 = {
-    "media": "pyav-decode/1",
-    "vad": "silero-vad-v6/1",
-    "asr": "faster-whisper-batched+fallback/1",
-}
+from trax.core import TranscriptionSettings
+from trax.errors import TraxError
+
+if TYPE_CHECKING:
+    from trax.asr import Transcriber
+    from trax.pipeline.stages import Stage
+
+
+class PipelineError(TraxError):
+    """A pipeline version that does not exist, is not available, or cannot run."""
+
+
+@dataclass(frozen=True, slots=True)
+class StageInfo:
+    """One stage of a version, as ``trax pipelines`` shows it."""
+
+    name: str
+    version: str
+    kind: str
+    adds: str
+    when: str
+    """When the stage is part of a run (e.g. "unless --no-vad")."""
+    available: bool
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineInfo:
+    name: str
+    title: str
+    available: bool
+    reason: str
+    stages: tuple[StageInfo, ...]
+
+
+StagesBuilder = Callable[[TranscriptionSettings, "Transcriber"], "list[Stage]"]
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineVersion:
     name: str
     title: str
-    features: tuple[str, ...]
-    stages: dict[str, str]
-    available: bool
-    note: str = ""
+    build: StagesBuilder
+    """The ordered stages of a run with these settings, sharing one recogniser."""
+    describe: Callable[[], tuple[StageInfo, ...]]
+
+
+def _v1_stages(settings: TranscriptionSettings, transcriber: Transcriber) -> list[Stage]:
+    from trax.asr.stages import (
+        RecognitionStage,
+        RedecodeSettings,
+        RedecodeStage,
+        VadSettings,
+        VoiceActivityStage,
+    )
+    from trax.asr.transcriber import (
+        COMPRESSION_RATIO_THRESHOLD,
+        LOG_PROB_THRESHOLD,
+        TEMPERATURES,
+        RecognitionSettings,
+    )
+
+    recognition = RecognitionSettings(
+        model_id=transcriber.model_id,
+        language=settings.language,
+        beam_size=settings.beam_size,
+        initial_prompt=settings.initial_prompt,
+        hotwords=settings.hotwords,
+        batched=settings.batched,
+        word_timestamps=settings.word_timestamps,
+        # Whisper's sequential loop retries weak segments itself; batched decoding
+        # cannot, which is what the re-decoding stage is for.
+        temperatures=(0.0,) if settings.batched else TEMPERATURES,
+    )
+    stages: list[Stage] = []
+    if settings.vad:
+        vad = VadSettings.for_batched() if settings.batched else VadSettings()
+        stages.append(VoiceActivityStage(vad))
+    stages.append(RecognitionStage(recognition, transcriber))
+    if settings.batched:
+        redecode = RedecodeSettings(COMPRESSION_RATIO_THRESHOLD, LOG_PROB_THRESHOLD)
+        stages.append(RedecodeStage(redecode, recognition, transcriber))
+    return stages
+
+
+def _v1_describe() -> tuple[StageInfo, ...]:
+    from trax.asr.models import DEFAULT_MODEL, model_unavailable
+    from trax.asr.stages import RecognitionStage, RedecodeStage, VoiceActivityStage
+
+    missing = model_unavailable(DEFAULT_MODEL)
+    return (
+        _info(VoiceActivityStage, "unless --no-vad", None),
+        _info(RecognitionStage, "always", missing),
+        _info(RedecodeStage, "batched decoding (not with --sequential)", missing),
+    )
+
+
+def _info(stage: Any, when: str, reason: str | None) -> StageInfo:
+    """A stage class's own description (class attributes: nothing is built)."""
+    return StageInfo(
+        stage.name, stage.version, stage.kind, stage.adds, when, reason is None, reason or ""
+    )
 
 
 PIPELINES: dict[str, PipelineVersion] = {
-    "v1": PipelineVersion(
-        name="v1",
-        title="Whisper transcription",
-        features=(
-            "decode any media (PyAV) in bounded windows",
-            "Silero voice activity detection",
-            "faster-whisper batched decoding, temperature fallback on weak segments",
-            "word timestamps and per-segment quality signals",
-            "stored, deduplicated transcripts; txt/srt/vtt/json/tsv/md exports",
-        ),
-        stages=STAGE_VERSIONS_V1,
-        available=True,
-    ),
-    "v2": PipelineVersion(
-        name="v2",
-        title="v1 + LLM enhancement",
-        features=("punctuation, casing and mis-hearing fixes via DeepSeek", "cost per transcript"),
-        stages={},
-        available=False,
-        note="planned",
-    ),
-    "v3": PipelineVersion(
-        name="v3",
-        title="v2 + multi-pass accuracy",
-        features=("re-decode weak spans harder and combine", "faster than v1 end to end"),
-        stages={},
-        available=False,
-        note="planned",
-    ),
-    "v4": PipelineVersion(
-        name="v4",
-        title="v3 + speaker diarization",
-        features=("who spoke when, per word",),
-        stages={},
-        available=False,
-        note="planned",
-    ),
+    "v1": PipelineVersion("v1", "Whisper transcription", _v1_stages, _v1_describe),
 }
+
+PLANNED: dict[str, str] = {
+    "v2": "v1 + LLM enhancement",
+    "v3": "v2 + multi-pass accuracy",
+    "v4": "v3 + speaker diarization",
+}
+"""Versions not built yet: listed so users know what is coming, never runnable."""
 
 DEFAULT_PIPELINE = "v1"
 
 
-class PipelineError(ValueError):
-    """A pipeline version that does not exist or is not available yet."""
-
-
 def get_pipeline(name: str) -> PipelineVersion:
     version = PIPELINES.get(name)
-    if version is None:
-        raise PipelineError(f"unknown pipeline '{name}' (choose from {', '.join(PIPELINES)})")
-    if not version.available:
-        ready = ", ".join(n for n, v in PIPELINES.items() if v.available)
-        raise PipelineError(f"pipeline {name} ({version.title}) is not available yet; use {ready}")
-    return version
+    if version is not None:
+        return version
+    ready = ", ".join(PIPELINES)
+    if name in PLANNED:
+        raise PipelineError(f"pipeline {name} ({PLANNED[name]}) is not available yet; use {ready}")
+    known = ", ".join([*PIPELINES, *PLANNED])
+    raise PipelineError(f"unknown pipeline '{name}' (choose from {known})")
+
+
+def describe() -> list[PipelineInfo]:
+    """Every version, built and planned, with its stages and whether it can run now."""
+    infos = []
+    for version in PIPELINES.values():
+        stages = version.describe()
+        reasons = [f"{s.name}: {s.reason}" for s in stages if not s.available]
+        infos.append(
+            PipelineInfo(version.name, version.title, not reasons, "; ".join(reasons), stages)
+        )
+    for name, title in PLANNED.items():
+        infos.append(PipelineInfo(name, title, False, "planned", ()))
+    return infos

@@ -9,7 +9,6 @@ prompt) and can be cleared or pruned without losing anything but time.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -17,13 +16,12 @@ from typing import Any, Protocol
 from trax.store.database import Database
 from trax.store.models import CacheEntryRow
 
-DEFAULT_TTL = timedelta(days=30)
-
 
 def default_ttl() -> timedelta:
-    """``TRAX_CACHE_TTL_DAYS`` overrides the 30-day default."""
-    days = os.environ.get("TRAX_CACHE_TTL_DAYS")
-    return timedelta(days=float(days)) if days else DEFAULT_TTL
+    """``cache_ttl_days`` of the config (``TRAX_CACHE_TTL_DAYS``; 30 days by default)."""
+    from trax.config import load_config
+
+    return timedelta(days=load_config().cache_ttl_days)
 
 
 @dataclass(frozen=True, slots=True)

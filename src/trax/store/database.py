@@ -7,26 +7,26 @@ psycopg 3). The schema is created or upgraded with Alembic on first use.
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trax.paths import data_dir
+from trax.errors import TraxError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
 
-class DatabaseError(Exception):
+class DatabaseError(TraxError):
     """The database cannot be reached or upgraded; the message is one line."""
 
 
 def default_url() -> str:
-    if url := os.environ.get("TRAX_DATABASE_URL"):
-        return normalise_url(url)
-    return f"sqlite:///{data_dir() / 'trax.db'}"
+    """The configured database (``TRAX_DATABASE_URL`` or the config file), else SQLite."""
+    from trax.config import load_config
+
+    return normalise_url(load_config().database)
 
 
 def normalise_url(url: str) -> str:
@@ -63,8 +63,8 @@ class Database:
             kwargs["pool_pre_ping"] = True
         try:
             self.engine: Engine = create_engine(self.url, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - bad URL, missing driver, ...
-            raise DatabaseError(f"invalid database URL {redact(self.url)}: {exc}") from None
+        except Exception as exc:
+            raise DatabaseError(f"invalid database URL {redact(self.url)}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 SCRIPT_LOCATION = "trax.store:migrations"
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 """The newest migration; kept here so an up-to-date database is recognised without
 importing Alembic (a test checks it matches the migration scripts)."""
 
@@ -68,5 +68,5 @@ def upgrade(database: Database) -> tuple[str | None, str | None]:
                 command.upgrade(config, "head")
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseError(f"cannot open database {redact(database.url)}: {reason}") from None
+        raise DatabaseError(f"cannot open database {redact(database.url)}: {reason}") from exc
     return before, head

@@ -22,6 +22,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    literal_column,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -60,16 +62,32 @@ class TranscriptRow(Base):
     """One pipeline run over one media file; later runs add rows, never overwrite."""
 
     __tablename__ = "transcripts"
-    __table_args__ = (Index("ix_transcripts_media_settings", "media_id", "settings_key"),)
+    __table_args__ = (
+        Index("ix_transcripts_media_settings", "media_id", "settings_key"),
+        # Search keeps to current transcripts: their ids come from this index alone.
+        Index("ix_transcripts_current", "is_current", "id"),
+        # At most one current transcript per media file, whatever runs concurrently.
+        Index(
+            "ux_transcripts_current_media",
+            "media_id",
+            unique=True,
+            sqlite_where=literal_column("is_current"),
+            postgresql_where=literal_column("is_current"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     media_id: Mapped[int] = mapped_column(ForeignKey("media_files.id", ondelete="CASCADE"))
     schema_version: Mapped[int] = mapped_column(Integer)
     pipeline: Mapped[str] = mapped_column(String(16))
     model_id: Mapped[str] = mapped_column(Text)
+    # The dedup key: a digest of the stages that made it (model weights included).
     settings_key: Mapped[str] = mapped_column(String(64))
     settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
-    stage_versions: Mapped[dict[str, str]] = mapped_column(JSONDocument)
+    # The stages that ran: [{name, version, settings}] (schema 1 rows: {name: version}).
+    stages: Mapped[Any] = mapped_column(JSONDocument)
+    skipped: Mapped[list[dict[str, str]]] = mapped_column(JSONDocument, default=list)
+    edits: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument, default=list)
     language: Mapped[str] = mapped_column(String(16))
     language_probability: Mapped[float] = mapped_column(Float)
     text: Mapped[str] = mapped_column(Text)
@@ -77,8 +95,34 @@ class TranscriptRow(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     timings: Mapped[dict[str, float]] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The newest transcript of its media file (highest id): the one search covers.
+    # Set by ``trax.store.search.index_transcript`` when a transcript is saved.
+    is_current: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     media: Mapped[MediaFileRow] = relationship(back_populates="transcripts")
+
+
+class SegmentRow(Base):
+    """One segment of a stored transcript, as a row so that it can be searched.
+
+    The ``segments`` JSON of the transcript stays the record; these rows are
+    written once from it (``trax.store.search.index_transcript``). Their index
+    is not mapped here: an FTS5 table ``segments_fts`` (rowid = id) on SQLite,
+    a ``tsv`` tsvector column with a GIN index on PostgreSQL.
+    """
+
+    __tablename__ = "segments"
+    __table_args__ = (
+        Index("ix_segments_transcript_position", "transcript_id", "position", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transcript_id: Mapped[int] = mapped_column(ForeignKey("transcripts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    start: Mapped[float] = mapped_column(Float)
+    end: Mapped[float] = mapped_column(Float)
+    speaker: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
 
 
 class BatchRow(Base):

@@ -6,15 +6,22 @@ failure at any point leaves neither behind.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any, Protocol
 
 from trax.core import MediaInfo, Transcript
 from trax.failpoints import failpoint
-from trax.payload import SCHEMA_VERSION, from_payload, segment_to_dict
+from trax.payload import (
+    SCHEMA_VERSION,
+    edits_to_list,
+    from_payload,
+    segment_to_dict,
+    stages_to_list,
+)
 from trax.store.database import Database
 from trax.store.models import MediaFileRow, TranscriptRow
+from trax.store.search import index_transcript
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +41,7 @@ class TranscriptSummary:
 
 class TranscriptStore(Protocol):
     def find(
-        self, sha256: str, settings_key: str, created_after: datetime | None = None
+        self, sha256: str, key: str, created_after: datetime | None = None
     ) -> Transcript | None: ...
     def save(self, transcript: Transcript) -> Transcript: ...
     def get(self, transcript_id: int) -> Transcript | None: ...
@@ -67,9 +74,9 @@ class SqlTranscriptStore:
         self.database = database
 
     def find(
-        self, sha256: str, settings_key: str, created_after: datetime | None = None
+        self, sha256: str, key: str, created_after: datetime | None = None
     ) -> Transcript | None:
-        """The newest transcript of this content with these settings.
+        """The newest transcript of this content made by the same stages (``Transcript.key``).
 
         ``created_after`` limits the search to transcripts made since then, so a
         forced job that crashed after saving finds its own result on resume
@@ -80,7 +87,7 @@ class SqlTranscriptStore:
         query = (
             select(TranscriptRow)
             .join(MediaFileRow)
-            .where(MediaFileRow.sha256 == sha256, TranscriptRow.settings_key == settings_key)
+            .where(MediaFileRow.sha256 == sha256, TranscriptRow.settings_key == key)
         )
         if created_after is not None:
             query = query.where(TranscriptRow.created_at >= created_after)
@@ -112,9 +119,11 @@ class SqlTranscriptStore:
                 schema_version=SCHEMA_VERSION,
                 pipeline=transcript.settings.pipeline,
                 model_id=transcript.model_id,
-                settings_key=transcript.settings.cache_key(),
+                settings_key=transcript.key,
                 settings=transcript.settings.to_dict(),
-                stage_versions=dict(transcript.stage_versions),
+                stages=stages_to_list(transcript.stages),
+                skipped=[asdict(s) for s in transcript.skipped],
+                edits=edits_to_list(transcript.edits),
                 language=transcript.language,
                 language_probability=transcript.language_probability,
                 text=transcript.text,
@@ -124,6 +133,7 @@ class SqlTranscriptStore:
             )
             session.add(row)
             session.flush()
+            index_transcript(session, row)
             failpoint("store.commit")
             return replace(transcript, id=row.id, created_at=row.created_at)
 
@@ -168,11 +178,14 @@ def _to_transcript(row: TranscriptRow) -> Transcript:
         "media": {f.name: getattr(media, f.name) for f in fields(MediaInfo)},
         "pipeline": row.pipeline,
         "model_id": row.model_id,
-        "stage_versions": row.stage_versions,
         "settings": row.settings,
         "language": row.language,
         "language_probability": row.language_probability,
         "timings": row.timings,
         "segments": row.segments,
     }
+    if row.schema_version == 1:
+        payload["stage_versions"] = row.stages  # schema 1 kept a name → version map here
+    else:
+        payload |= {"stages": row.stages, "skipped": row.skipped, "edits": row.edits}
     return from_payload(payload)

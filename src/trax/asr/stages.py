@@ -1,0 +1,191 @@
+"""The audio stages of v1: voice activity → recognition → re-decoding of weak segments.
+
+Each is a ``trax.pipeline.stages.AudioStage``: it sees every decoded window
+in turn and adds to the window (speech regions) or to the transcript
+(segments, better segments). All three share one loaded model.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
+
+from trax.asr.transcriber import (
+    TEMPERATURES,
+    RecognitionSettings,
+    Transcriber,
+    WindowResult,
+    needs_fallback,
+)
+from trax.core import SAMPLE_RATE, AudioWindow, Edit, Segment, Transcript
+
+if TYPE_CHECKING:
+    from trax.pipeline.stages import RunContext
+
+REDECODE_PAD_S = 0.2
+"""Audio kept either side of a weak segment when it is decoded again."""
+
+
+@dataclass(frozen=True, slots=True)
+class VadSettings:
+    """Silero VAD's options (faster-whisper's ``VadOptions``); None is no limit."""
+
+    threshold: float = 0.5
+    min_speech_duration_ms: int = 0
+    max_speech_duration_s: float | None = None
+    min_silence_duration_ms: int = 2000
+    speech_pad_ms: int = 400
+
+    @classmethod
+    def for_batched(cls) -> VadSettings:
+        """What faster-whisper's batched pipeline uses: speech cut into ≤ 30 s chunks at
+        short pauses, so each chunk fills one Whisper input."""
+        return cls(max_speech_duration_s=30.0, min_silence_duration_ms=160)
+
+
+class VoiceActivityStage:
+    """Silero VAD (bundled with faster-whisper, run on onnxruntime): marks the speech,
+    so silence and music are never decoded into invented words."""
+
+    name = "vad"
+    version = "silero-vad-v6/1"
+    kind: Final = "audio"
+    adds = "speech regions (Silero VAD); silence and music are not decoded"
+    cached = False
+
+    def __init__(self, settings: VadSettings) -> None:
+        self.settings = settings
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def process(
+        self, window: AudioWindow, transcript: Transcript, run: RunContext
+    ) -> tuple[AudioWindow, Transcript]:
+        from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+        limit = self.settings.max_speech_duration_s
+        options = VadOptions(
+            threshold=self.settings.threshold,
+            min_speech_duration_ms=self.settings.min_speech_duration_ms,
+            max_speech_duration_s=float("inf") if limit is None else limit,
+            min_silence_duration_ms=self.settings.min_silence_duration_ms,
+            speech_pad_ms=self.settings.speech_pad_ms,
+        )
+        regions = get_speech_timestamps(window.samples, options)
+        speech = tuple((int(r["start"]), int(r["end"])) for r in regions)
+        return replace(window, speech=speech), transcript
+
+
+class RecognitionStage:
+    """Whisper (faster-whisper on CTranslate2): segments with word timestamps and the
+    decoder's quality signals; the first window's language holds for the file."""
+
+    name = "recognise"
+    version = "faster-whisper/2"
+    kind: Final = "audio"
+    adds = "segments and words with timestamps (faster-whisper)"
+    cached = True
+
+    def __init__(self, settings: RecognitionSettings, transcriber: Transcriber) -> None:
+        self.settings = settings
+        self.transcriber = transcriber
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def process(
+        self, window: AudioWindow, transcript: Transcript, run: RunContext
+    ) -> tuple[AudioWindow, Transcript]:
+        # The first window's language holds for the rest of the file, so a long
+        # recording isn't re-detected (and sometimes flipped) per window.
+        language = transcript.language or None
+
+        def progress(seconds: float) -> None:
+            run.report(window.start_s + seconds)
+
+        result: WindowResult = self.transcriber.recognise(window, self.settings, language, progress)
+        if not transcript.language and result.language:
+            transcript = replace(
+                transcript,
+                language=result.language,
+                language_probability=result.language_probability,
+            )
+        return window, replace(transcript, segments=transcript.segments + tuple(result.segments))
+
+
+@dataclass(frozen=True, slots=True)
+class RedecodeSettings:
+    """Which segments are weak (Whisper's own thresholds) and how they are decoded again."""
+
+    compression_ratio_above: float
+    avg_logprob_below: float
+    temperatures: tuple[float, ...] = TEMPERATURES
+    pad_s: float = REDECODE_PAD_S
+
+
+class RedecodeStage:
+    """Batched decoding has no temperature fallback: segments whose quality signals fail
+    Whisper's thresholds are decoded again, alone, with the full temperature schedule."""
+
+    name = "redecode"
+    version = "temperature-fallback/1"
+    kind: Final = "audio"
+    adds = "weak segments re-decoded with temperature fallback"
+    cached = True
+
+    def __init__(
+        self,
+        settings: RedecodeSettings,
+        recognition: RecognitionSettings,
+        transcriber: Transcriber,
+    ) -> None:
+        self.settings = settings
+        self.recognition = replace(recognition, temperatures=settings.temperatures)
+        self.transcriber = transcriber
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def process(
+        self, window: AudioWindow, transcript: Transcript, run: RunContext
+    ) -> tuple[AudioWindow, Transcript]:
+        # Only this window's segments: they were appended last, and start inside it.
+        segments = list(transcript.segments)
+        first = bisect.bisect_left([s.start for s in segments], window.start_s)
+        kept: list[Segment] = segments[:first]
+        edits = list(transcript.edits)
+        for segment in segments[first:]:
+            if not needs_fallback(segment):
+                kept.append(segment)
+                continue
+            retried = self._redecode(window, segment, transcript.language or None)
+            kept.extend(retried)
+            after = " ".join(s.text for s in retried)
+            if after != segment.text:
+                edits.append(
+                    Edit(self.name, segment.start, segment.end, segment.text, after, "redecode")
+                )
+        return window, replace(transcript, segments=tuple(kept), edits=tuple(edits))
+
+    def _redecode(
+        self, window: AudioWindow, segment: Segment, language: str | None
+    ) -> list[Segment]:
+        start = max(0.0, segment.start - window.start_s - self.settings.pad_s)
+        end = min(window.duration_s, segment.end - window.start_s + self.settings.pad_s)
+        clip = window.samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+        offset = window.start_s + start
+        return [
+            _shifted(s, offset)
+            for s in self.transcriber.decode_clip(clip, self.recognition, language)
+        ]
+
+
+def _shifted(segment: Segment, offset: float) -> Segment:
+    return replace(
+        segment,
+        start=segment.start + offset,
+        end=segment.end + offset,
+        words=tuple(replace(w, start=w.start + offset, end=w.end + offset) for w in segment.words),
+    )
