@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from benchmarks.environment import Environment
 from benchmarks.sections import (
@@ -30,6 +31,8 @@ class Results:
     cli: list[CliRow]
     batch: Batch
     diarization: Diarization
+    search: list[dict[str, Any]] = field(default_factory=list)
+    """One entry per database: ``benchmarks.search.search_latency``'s result, or a skip note."""
 
 
 def clock(seconds: float) -> str:
@@ -235,8 +238,51 @@ def batch_section(batch: Batch) -> list[str]:
     ]
 
 
+def search_section(search: list[dict[str, Any]]) -> list[str]:
+    from benchmarks.search import TARGET_P95_MS
+
+    lines = [
+        "## 6. Search",
+        "",
+        "`trax search` latency (`trax.store.search.search`, in process, warm) over stored "
+        "transcripts built from the corpus's reference sentences; a mix of queries: common "
+        "and rare words, two words, phrases, OR, exclusions, no-hit words, punctuation.",
+        "",
+    ]
+    if not search:
+        return [*lines, "Not measured in this run.", ""]
+    rows = []
+    for entry in search:
+        if "skipped" in entry:
+            rows.append([entry["database"], "—", "—", "—", "—", "—", entry["skipped"]])
+            continue
+        ok = "✓" if entry["p95_ms"] < TARGET_P95_MS else "✗"
+        rows.append(
+            [
+                entry["database"],
+                f"{entry['transcripts']:,} / {entry['segments']:,}",
+                str(entry["n"]),
+                f"{entry['median_ms']:.1f} ms",
+                f"{entry['p95_ms']:.1f} ms",
+                f"{entry['max_ms']:.1f} ms",
+                f"p95 < {TARGET_P95_MS:.0f} ms {ok}",
+            ]
+        )
+    header = ["database", "transcripts / segments", "queries", "median", "p95", "max", "target"]
+    lines += table(header, rows)
+    kinds = sorted({k for entry in search for k in entry.get("kinds", {})})
+    if kinds:
+        lines += ["", "p95 per kind of query:", ""]
+        measured = [e for e in search if "kinds" in e]
+        rows = [
+            [kind, *(f"{e['kinds'][kind]['p95_ms']:.1f} ms" for e in measured)] for kind in kinds
+        ]
+        lines += table(["query", *(e["database"] for e in measured)], rows)
+    return [*lines, ""]
+
+
 def diarization_section(diarization: Diarization) -> list[str]:
-    return ["## 6. Diarization", "", f"{diarization.note[0].upper()}{diarization.note[1:]}.", ""]
+    return ["## 7. Diarization", "", f"{diarization.note[0].upper()}{diarization.note[1:]}.", ""]
 
 
 def render(results: Results) -> str:
@@ -247,6 +293,7 @@ def render(results: Results) -> str:
         *memory_section(results.memory),
         *cli_section(results.cli),
         *batch_section(results.batch),
+        *search_section(results.search),
         *diarization_section(results.diarization),
     ]
     return "\n".join(lines).rstrip() + "\n"

@@ -34,6 +34,7 @@ from benchmarks.sections import (
     diarization,
     long_memory,
     memory_from_speed,
+    search,
     speed,
     stderr_log,
 )
@@ -145,6 +146,7 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
         batch_result = batch(
             bench, corpus, QUICK_BATCH_FILES if quick else BATCH_FILES, QUICK_MODEL
         )
+        search_result = search(workdir, corpus.root, 100 if quick else 200, log)
 
     environment.finish(env)
     return Results(
@@ -157,6 +159,7 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
         cli=cli_rows,
         batch=batch_result,
         diarization=diarization(),
+        search=search_result,
     )
 
 

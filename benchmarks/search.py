@@ -22,7 +22,8 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 FALLBACK_REFERENCES = REPO_ROOT / "tests" / "data" / "audio" / "references.tsv"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_P95_MS = 50.0
+SEARCH_TRANSCRIPTS = 1000
 NEW_VERSION_EVERY = 10
 """One transcript in ten is a newer version of an earlier file, as --force makes."""
 
@@ -185,13 +187,31 @@ def search_latency(
     return result
 
 
+@contextmanager
+def fresh_postgres(admin_url: str = DEFAULT_POSTGRES) -> Iterator[str | None]:
+    """A new, empty PostgreSQL database for one measurement, dropped afterwards
+    (``None`` when no server answers)."""
+    import psycopg
+
+    name = f"trax_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError:
+        yield None
+        return
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
-    import psycopg
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.search", description=__doc__)
-    parser.add_argument("--transcripts", type=int, default=1000)
+    parser.add_argument("--transcripts", type=int, default=SEARCH_TRANSCRIPTS)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="Admin URL (no database).")
@@ -203,17 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = load_texts(args.corpus)
     results: dict[str, Any] = {"texts": len(texts)}
     with tempfile.TemporaryDirectory(prefix="trax-search-bench-") as folder:
-        url = f"sqlite:///{Path(folder) / 'bench.db'}"
-        results["sqlite"] = search_latency(url, texts, args.transcripts, args.queries, log)
-    name = f"trax_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(args.postgres, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = args.postgres.rsplit("/", 1)[0] + f"/{name}"
-        results["postgresql"] = search_latency(url, texts, args.transcripts, args.queries, log)
-    finally:
-        with psycopg.connect(args.postgres, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        sqlite = f"sqlite:///{Path(folder) / 'bench.db'}"
+        results["sqlite"] = search_latency(sqlite, texts, args.transcripts, args.queries, log)
+    with fresh_postgres(args.postgres) as postgres:
+        if postgres is None:
+            results["postgresql"] = {"skipped": f"no server at {args.postgres}"}
+        else:
+            results["postgresql"] = search_latency(
+                postgres, texts, args.transcripts, args.queries, log
+            )
     print(json.dumps(results, indent=2))
     return 0
 

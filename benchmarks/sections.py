@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.corpus import Corpus, audio_seconds, build_recording, copy_batch
 from benchmarks.measure import MeasureError, Measurement, median, run_measured
@@ -507,6 +508,26 @@ def diarization() -> Diarization:
         # v4 exists but measuring it (DER on diarization-dev) is the v4 work's to add here.
         return Diarization("pending", "pending — v4 is available; its DER is not measured yet")
     return Diarization("pending", DIARIZATION_PENDING)
+
+
+def search(
+    workdir: Path, corpus_root: Path, queries: int, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Query latency over 1,000 stored transcripts, on SQLite and on PostgreSQL."""
+    from benchmarks.search import SEARCH_TRANSCRIPTS, fresh_postgres, load_texts, search_latency
+
+    texts = load_texts(corpus_root)
+    results = [
+        search_latency(
+            f"sqlite:///{workdir / 'search.db'}", texts, SEARCH_TRANSCRIPTS, queries, log
+        )
+    ]
+    with fresh_postgres() as url:
+        if url is None:
+            results.append({"database": "postgresql", "skipped": "no server on 127.0.0.1:5432"})
+        else:
+            results.append(search_latency(url, texts, SEARCH_TRANSCRIPTS, queries, log))
+    return results
 
 
 # --------------------------------------------------------------------------- helpers
