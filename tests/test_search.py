@@ -546,6 +546,11 @@ def test_upgrade_indexes_transcripts_stored_before_search(old_database: Database
             )
 
     database.ensure_schema()  # what the first command after an upgrade of Trax does
+    old = SqlTranscriptStore(database).get(3)  # a schema-1 row reads as schema 2
+    assert old is not None and old.text.startswith("And so my fellow Americans")
+    # (as a set: JSONB keeps no key order, so a schema-1 map read from PostgreSQL has none)
+    assert {r.name: r.version for r in old.stages} == payload["stage_versions"]
+    assert old.skipped == () and old.edits == ()
     (hit,) = search(database, '"ask not what your country"')
     assert (hit.transcript_id, hit.path, hit.position) == (3, media["path"], 0)
     assert (hit.start, hit.end) == (0.0, 10.49)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -110,10 +110,11 @@ def transcribe(
     moment and run the same command again (or `trax jobs resume`) to finish it.
     """
     from trax.core import TranscriptionSettings
+    from trax.errors import TraxError
     from trax.export import parse_formats
     from trax.jobs import SqlJobStore
-    from trax.jobs.runner import batch_name
-    from trax.pipeline import PipelineError, collect_inputs, get_pipeline
+    from trax.jobs.batches import submit_batch
+    from trax.pipeline import PipelineError, get_pipeline
 
     try:
         formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
@@ -130,44 +131,36 @@ def transcribe(
         vad=not no_vad,
         batched=not sequential,
     )
-    inputs, problems = collect_inputs(paths, output_dir)
+    store = obj.store()
+    try:
+        submitted = submit_batch(
+            store.database,
+            paths,
+            settings,
+            formats,
+            output_dir,
+            force=force,
+            name=batch_option,
+            priority=priority,
+            queue=to_queue,
+        )
+    except TraxError as exc:
+        fail(exc)
+    batch, problems = submitted.batch, submitted.problems
     for path, problem in problems:
         if not as_json:
             click.echo(f"failed  {path}: {problem}", err=True)
-    store = obj.store()
-    if to_queue:
-        from trax.jobs.queue import QueueError, require_postgresql
-
-        try:
-            require_postgresql(store.database)
-        except QueueError as exc:
-            fail(exc)
     jobs = SqlJobStore(store.database)
-    if not inputs:
+    if batch is None:
         finish_batch(jobs, store, None, problems, quiet, as_json)
         return
-    batch, _ = jobs.create_batch(
-        batch_option or jobs.next_run_name(batch_name(paths, settings, output_dir, formats, force)),
-        settings.to_dict(),
-        formats,
-        str(output_dir),
-        force,
-        [(str(i.path), str(i.export_base)) for i in inputs],
-        priority,
-        queued=to_queue,
-    )
-    if to_queue:
-        from trax.jobs.queue import QueueError, enqueue
-
-        try:
-            deferred = enqueue(store.database, jobs, batch)
-        except QueueError as exc:
-            fail(exc)
+    if submitted.enqueued is not None:
         if as_json:
-            click.echo(json.dumps({"batch": batch.name, "enqueued": deferred}))
+            click.echo(json.dumps({"batch": batch.name, "enqueued": submitted.enqueued}))
         elif not quiet:
             click.echo(
-                f"batch {batch.name}: {deferred} job(s) enqueued for `trax worker`", err=True
+                f"batch {batch.name}: {submitted.enqueued} job(s) enqueued for `trax worker`",
+                err=True,
             )
         return
 
@@ -339,11 +332,15 @@ def finish_batch(
     elapsed_s: float | None = None,
 ) -> None:
     """Print the batch's outcome (all its jobs, including earlier runs) and exit."""
+    from trax.jobs.batches import batch_summary
+
     batch_jobs = jobs.jobs(batch.id) if batch is not None else []
     failed = len(problems) + sum(j.status == "failed" for j in batch_jobs)
     if as_json:
         click.echo(
-            json.dumps(_summary(batch, batch_jobs, problems, store), ensure_ascii=False, indent=2)
+            json.dumps(
+                batch_summary(batch, batch_jobs, problems, store), ensure_ascii=False, indent=2
+            )
         )
     elif not quiet:
         if len(batch_jobs) == 1 and not problems:
@@ -369,42 +366,3 @@ def finish_batch(
                 )
     if failed:
         sys.exit(EXIT_FAILED)
-
-
-def _summary(
-    batch: Batch | None,
-    batch_jobs: list[Job],
-    problems: list[tuple[Path, str]],
-    store: SqlTranscriptStore,
-) -> dict[str, Any]:
-    files: list[dict[str, Any]] = [
-        {"path": str(path), "status": "failed", "error": problem} for path, problem in problems
-    ]
-    for job in batch_jobs:
-        entry: dict[str, Any] = {
-            "path": job.path,
-            "status": job.status,
-            "error": job.error,
-            "job_id": job.id,
-            "attempts": job.attempts,
-        }
-        if job.transcript_id is not None:
-            transcript = store.get(job.transcript_id)
-            entry |= {
-                "transcript_id": job.transcript_id,
-                "cached": job.cached,
-                "duration_s": job.duration_s,
-                "language": transcript.language if transcript else None,
-                "text": transcript.text if transcript else None,
-                "exports": job.exports,
-            }
-        files.append(entry)
-    statuses = [f["status"] for f in files]
-    return {
-        "batch": batch.name if batch else None,
-        "files": files,
-        "done": sum(s == "done" for s in statuses),
-        "cached": sum(bool(f.get("cached")) for f in files),
-        "failed": statuses.count("failed"),
-        "cancelled": statuses.count("cancelled"),
-    }
