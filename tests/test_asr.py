@@ -227,3 +227,26 @@ def test_quality_rules() -> None:
     assert not is_silence(avg_logprob=-0.2, no_speech_prob=0.9)
     assert needs_fallback(Segment(0, 1, "la la la", compression_ratio=3.1))
     assert not needs_fallback(Segment(0, 1, "fine", avg_logprob=-0.3, compression_ratio=1.2))
+
+
+def test_speech_longer_than_a_chunk_is_all_decoded_where_it_was_said(
+    transcriber: FasterWhisperTranscriber,
+) -> None:
+    """A speech region over 30 s (VAD pads its 30 s regions) and regions that overflow a
+    chunk: all of it is decoded, and every word lands back inside the speech it came from.
+    (faster-whisper's own packing leaves an empty chunk before such a region, which
+    crashed word alignment on a 2-hour recording, and cuts the region at 30 s.)"""
+    jfk = window_of(JFK).samples
+    second = SAMPLE_RATE
+    window = AudioWindow(
+        0.0, np.concatenate([jfk] * 4), speech=((0, 31 * second), (32 * second, 40 * second))
+    )
+    recognition = build(TranscriptionSettings(), transcriber).stages[1]
+    assert recognition.name == "recognise"
+    segments = transcriber.recognise(window, recognition.settings, "en").segments  # type: ignore[arg-type]
+    words = [w for s in segments for w in s.words]
+    middles = [(w.start + w.end) / 2 for w in words]
+    assert all(m < 31.1 or 31.9 < m < 40.1 for m in middles)  # nothing from the gap
+    assert any(16 < m < 30 for m in middles)  # the second half of the long region
+    assert any(33 < m < 40 for m in middles)  # the region after it
+    assert " ".join(s.text for s in segments).lower().count("fellow americans") >= 3

@@ -53,6 +53,7 @@ class VoiceActivityStage:
     kind: Final = "audio"
     adds = "speech regions (Silero VAD); silence and music are not decoded"
     cached = False
+    optional = False
 
     def __init__(self, settings: VadSettings) -> None:
         self.settings = settings
@@ -87,6 +88,7 @@ class RecognitionStage:
     kind: Final = "audio"
     adds = "segments and words with timestamps (faster-whisper)"
     cached = True
+    optional = False
 
     def __init__(self, settings: RecognitionSettings, transcriber: Transcriber) -> None:
         self.settings = settings
@@ -134,6 +136,7 @@ class RedecodeStage:
     kind: Final = "audio"
     adds = "weak segments re-decoded with temperature fallback"
     cached = True
+    optional = False
 
     def __init__(
         self,

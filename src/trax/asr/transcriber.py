@@ -10,6 +10,8 @@ re-decoding stage (``trax.asr.stages``).
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -253,39 +255,60 @@ class FasterWhisperTranscriber:
 
 def _speech_only(
     window: AudioWindow, max_chunk_s: int | None
-) -> tuple[Any, list[list[dict[str, Any]]] | None]:
+) -> tuple[Any, list[list[tuple[int, int]]] | None]:
     """The window's speech joined end to end, and the chunks it was packed into.
 
     Returns the samples to decode and, per chunk of at most ``max_chunk_s`` of
-    speech, the speech regions in it (``None`` when no VAD ran).
+    speech, the speech regions in it (``None`` when no VAD ran). Regions are
+    packed in order, a new chunk starting when the next region would overflow
+    the current one, as faster-whisper's VAD filter packs them.
     """
     import numpy as np
-    from faster_whisper.vad import collect_chunks
 
     if window.speech is None:
         return window.samples, None
-    regions = [{"start": start, "end": end} for start, end in window.speech]
-    limit = float("inf") if max_chunk_s is None else max_chunk_s
-    chunks, metadata = collect_chunks(window.samples, regions, max_duration=limit)
-    return np.concatenate(chunks), [m["segments"] for m in metadata]
+    limit = math.inf if max_chunk_s is None else max_chunk_s * SAMPLE_RATE
+    chunks: list[list[tuple[int, int]]] = [[]]
+    size = 0
+    for region in window.speech:
+        for start, end in _at_most(region, limit):
+            if chunks[-1] and size + end - start > limit:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((start, end))
+            size += end - start
+    pieces = [window.samples[start:end] for chunk in chunks for start, end in chunk]
+    return np.concatenate(pieces), chunks
 
 
-def _packed_clips(speech: list[list[dict[str, Any]]]) -> list[dict[str, float]]:
+def _at_most(region: tuple[int, int], length: float) -> list[tuple[int, int]]:
+    """``region`` cut into equal parts of at most ``length`` samples.
+
+    VAD limits speech regions to 30 s but pads them afterwards, so one can run
+    a little over a Whisper input (which would cut it at 30 s).
+    """
+    start, end = region
+    parts = max(1, math.ceil((end - start) / length)) if math.isfinite(length) else 1
+    bounds = [start + (end - start) * i // parts for i in range(parts + 1)]
+    return list(itertools.pairwise(bounds))
+
+
+def _packed_clips(speech: list[list[tuple[int, int]]]) -> list[dict[str, float]]:
     """Each packed chunk's place (seconds) in the joined speech."""
     clips = []
     offset = 0
     for regions in speech:
-        length = sum(r["end"] - r["start"] for r in regions)
+        length = sum(end - start for start, end in regions)
         clips.append({"start": offset / SAMPLE_RATE, "end": (offset + length) / SAMPLE_RATE})
         offset += length
     return clips
 
 
-def _restore_times(raw: Iterable[Any], speech: list[list[dict[str, Any]]]) -> Iterable[Any]:
+def _restore_times(raw: Iterable[Any], speech: list[list[tuple[int, int]]]) -> Iterable[Any]:
     """Map times in the joined speech back to times in the window."""
     from faster_whisper.transcribe import restore_speech_timestamps
 
-    regions = [region for chunk in speech for region in chunk]
+    regions = [{"start": start, "end": end} for chunk in speech for start, end in chunk]
     restored: Iterable[Any] = restore_speech_timestamps(raw, regions, SAMPLE_RATE)
     return restored
 

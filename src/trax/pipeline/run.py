@@ -194,7 +194,7 @@ class Pipeline:
             reason = stage.unavailable()
             if reason is None:
                 ready.append(stage)
-            elif getattr(stage, "optional", False):
+            elif stage.optional:
                 skipped.append(SkippedStage(stage.name, reason))
             else:
                 raise PipelineError(f"stage {stage.name} cannot run: {reason}")

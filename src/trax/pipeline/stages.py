@@ -71,6 +71,11 @@ class Stage(Protocol):
         ...
 
     @property
+    def optional(self) -> bool:
+        """Whether a run goes on without it (recorded as skipped) when it cannot run."""
+        ...
+
+    @property
     def settings(self) -> DataclassInstance:
         """Everything that changes the stage's output: hashed into its key, recorded."""
         ...
