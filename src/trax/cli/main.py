@@ -260,9 +260,8 @@ def config_(obj: Context, as_json: bool) -> None:
         from trax.store import redact
 
         rows = [
-            ("database_url", redact(obj.database_url), "--db") if key == "database_url" else row
-            for row in rows
-            for key in [row[0]]
+            (key, redact(obj.database_url), "--db") if key == "database_url" else (key, value, src)
+            for key, value, src in rows
         ]
     if as_json:
         out = {key: {"value": value, "source": source} for key, value, source in rows}
