@@ -87,6 +87,18 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
     db.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL for the CLI: a fresh SQLite file, or the emptied PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'cli.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    database = Database(url)
+    empty_tables(database)
+    database.dispose()
+    return url
+
+
 @pytest.fixture
 def store(database: Database) -> SqlTranscriptStore:
     return SqlTranscriptStore(database)

@@ -25,6 +25,7 @@ JFK_TEXT = "And so my fellow Americans ask not what your country can do for you"
 # extension -> (container format, audio codec, video codec or None)
 FORMATS: dict[str, tuple[str, str, str | None]] = {
     "wav": ("wav", "pcm_s16le", None),
+    "flac": ("flac", "flac", None),
     "mp3": ("mp3", "libmp3lame", None),
     "m4a": ("ipod", "aac", None),
     "ogg": ("ogg", "vorbis", None),
@@ -56,8 +57,13 @@ def write_media(
     rate: int = 48_000,
     fmt: str | None = None,
     video_seconds: float = 0.0,
+    repeat: int = 1,
 ) -> Path:
-    """Encode planar float samples (and optionally a few seconds of video) to ``path``."""
+    """Encode planar float samples (and optionally a few seconds of video) to ``path``.
+
+    ``repeat`` writes the samples that many times over, so a long file is cheap
+    to make: only one copy of the recording is ever in memory.
+    """
     container_name, audio_codec, video_codec = FORMATS[fmt or path.suffix.lstrip(".")]
     with av.open(str(path), mode="w", format=container_name) as out:
         video: VideoStream | None = None
@@ -82,19 +88,21 @@ def write_media(
         if audio is not None and samples is not None:
             layout = "stereo" if samples.shape[0] == 2 else "mono"
             resampler = av.AudioResampler(format=audio.format.name, layout=layout, rate=rate)
-            step = 4096
-            for start in range(0, samples.shape[1], step):
-                chunk = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(samples[:, start : start + step]),
-                    format="fltp",
-                    layout=layout,
-                )
-                chunk.sample_rate = rate
-                # Timestamps, or the Vorbis muxer writes granule positions that jump
-                # backwards and the file cannot be seeked in.
-                chunk.pts, chunk.time_base = start, Fraction(1, rate)
-                for converted in resampler.resample(chunk):
-                    out.mux(audio.encode(converted))
+            step, pts = 4096, 0
+            for _ in range(repeat):
+                for start in range(0, samples.shape[1], step):
+                    chunk = av.AudioFrame.from_ndarray(
+                        np.ascontiguousarray(samples[:, start : start + step]),
+                        format="fltp",
+                        layout=layout,
+                    )
+                    chunk.sample_rate = rate
+                    # Timestamps, or the Vorbis muxer writes granule positions that
+                    # jump backwards and the file cannot be seeked in.
+                    chunk.pts, chunk.time_base = pts, Fraction(1, rate)
+                    pts += chunk.samples
+                    for converted in resampler.resample(chunk):
+                        out.mux(audio.encode(converted))
             for converted in resampler.resample(None):
                 out.mux(audio.encode(converted))
             out.mux(audio.encode(None))

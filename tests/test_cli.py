@@ -14,25 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.conftest import empty_tables
 from tests.mediafiles import AUDIO, JFK, JFK_TEXT
 from trax.cli import cli
 from trax.store.migrate import HEAD_REVISION
 
 TRAX = Path(sys.executable).with_name("trax")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'cli.db'}"
-    from trax.store import Database
-
-    url: str = request.getfixturevalue("postgres_url")
-    database = Database(url)
-    empty_tables(database)
-    database.dispose()
-    return url
 
 
 def run(db_url: str, *args: str) -> Result:

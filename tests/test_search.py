@@ -584,17 +584,6 @@ def test_upgrade_indexes_transcripts_stored_before_search(old_database: Database
 # --------------------------------------------------------------------------- CLI
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'cli.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    database = Database(url)
-    empty_tables(database)
-    database.dispose()
-    return url
-
-
 def run(db_url: str, *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, ["--db", db_url, "search", *args], catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr

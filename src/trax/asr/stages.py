@@ -15,7 +15,6 @@ from trax.asr.transcriber import (
     TEMPERATURES,
     RecognitionSettings,
     Transcriber,
-    WindowResult,
     needs_fallback,
 )
 from trax.core import SAMPLE_RATE, AudioWindow, Edit, Segment, Transcript
@@ -107,7 +106,7 @@ class RecognitionStage:
         def progress(seconds: float) -> None:
             run.report(window.start_s + seconds)
 
-        result: WindowResult = self.transcriber.recognise(window, self.settings, language, progress)
+        result = self.transcriber.recognise(window, self.settings, language, progress)
         if not transcript.language and result.language:
             transcript = replace(
                 transcript,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 from trax.core import AudioWindow, MediaInfo
 from trax.media.decode import MIN_DURATION_S, PyAVDecoder
@@ -43,12 +41,6 @@ MEDIA_EXTENSIONS = frozenset(
 """Extensions picked up when a directory is given; single files are tried whatever their name."""
 
 
-class MediaDecoder(Protocol):
-    def windows(
-        self, path: Path, declared_duration_s: float | None = None
-    ) -> Iterator[AudioWindow]: ...
-
-
 def is_media_path(path: Path) -> bool:
     return path.suffix.lower() in MEDIA_EXTENSIONS
 
@@ -58,7 +50,6 @@ __all__ = [
     "MIN_DURATION_S",
     "AudioSource",
     "AudioWindow",
-    "MediaDecoder",
     "MediaError",
     "MediaInfo",
     "PyAVDecoder",

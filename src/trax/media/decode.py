@@ -17,6 +17,7 @@ import math
 import statistics
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,25 +157,35 @@ class PyAVDecoder:
         import numpy as np
 
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        try:
-            with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-                if not container.streams.audio:
-                    raise MediaError("no audio stream")
-                stream = container.streams.audio[0]
-                stream.codec_context.thread_type = "AUTO"
-                frames = _skip_invalid(container.decode(stream))
-                for frame in itertools.chain(frames, [None]):
-                    if frame is not None:
-                        # Timestamps of damaged files can jump; the resampler
-                        # only needs the samples in order.
-                        frame.pts = None
-                    for out in resampler.resample(frame):
-                        yield np.array(out.to_ndarray(), dtype=np.float32).reshape(-1)
-                        failpoint("decode")
-        except PermissionError:
-            raise MediaError("permission denied") from None
-        except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-            raise MediaError(f"cannot decode media ({_reason(exc)})") from None
+        with _audio_stream(path) as (container, stream):
+            frames = _skip_invalid(container.decode(stream))
+            for frame in itertools.chain(frames, [None]):
+                if frame is not None:
+                    # Timestamps of damaged files can jump; the resampler
+                    # only needs the samples in order.
+                    frame.pts = None
+                for out in resampler.resample(frame):
+                    yield np.array(out.to_ndarray(), dtype=np.float32).reshape(-1)
+                    failpoint("decode")
+
+
+@contextmanager
+def _audio_stream(path: Path) -> Iterator[tuple[InputContainer, AudioStream]]:
+    """The file's first audio stream, open for decoding; FFmpeg's errors, while it is
+    open, become one-line ``MediaError``s."""
+    import av
+
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            if not container.streams.audio:
+                raise MediaError("no audio stream")
+            stream = container.streams.audio[0]
+            stream.codec_context.thread_type = "AUTO"
+            yield container, stream
+    except PermissionError:
+        raise MediaError("permission denied") from None
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise MediaError(f"cannot decode media ({_reason(exc)})") from exc
 
 
 def _skip_invalid(frames: Iterator[AudioFrame]) -> Iterator[AudioFrame]:
@@ -231,22 +242,11 @@ def _read_seeking(path: Path, span: _Span) -> bool:
     Positions are measured from the first decoded frame, because that is where
     a full decode starts counting (codec priming and pre-skip already dropped).
     """
-    import av
-
-    try:
-        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-            if not container.streams.audio:
-                raise MediaError("no audio stream")
-            stream = container.streams.audio[0]
-            stream.codec_context.thread_type = "AUTO"
-            _, origin = _peek(_skip_invalid(container.decode(stream)), stream)
-            if origin is None:
-                return False
-            return _seek_and_decode(container, stream, origin, span)
-    except PermissionError:
-        raise MediaError("permission denied") from None
-    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise MediaError(f"cannot decode media ({_reason(exc)})") from None
+    with _audio_stream(path) as (container, stream):
+        _, origin = _peek(_skip_invalid(container.decode(stream)), stream)
+        if origin is None:
+            return False
+        return _seek_and_decode(container, stream, origin, span)
 
 
 def _seek_and_decode(
