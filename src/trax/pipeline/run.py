@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from trax.core import (
     SAMPLE_RATE,
     AudioWindow,
+    Edit,
     MediaInfo,
     SkippedStage,
     StageRecord,
@@ -345,8 +346,6 @@ def _to_cache(transcript: Transcript) -> dict[str, Any]:
 
 
 def _from_cache(transcript: Transcript, value: dict[str, Any]) -> Transcript:
-    from trax.core import Edit
-
     return replace(
         transcript,
         media=replace(transcript.media, duration_s=value["duration_s"]),
