@@ -159,7 +159,7 @@ class SqlJobStore:
         """
         from sqlalchemy import select
 
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             row = session.scalars(select(BatchRow).where(BatchRow.name == name)).first()
             if row is None:
                 row = BatchRow(
@@ -273,7 +273,7 @@ class SqlJobStore:
         if batch_id is not None:
             query = query.where(JobRow.batch_id == batch_id)
         query = query.order_by(JobRow.priority.desc(), JobRow.id).limit(1)
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             row = session.scalars(query.with_for_update(skip_locked=True)).first()
             if row is None:
                 return None
@@ -289,7 +289,7 @@ class SqlJobStore:
     def _update(self, job_id: int, **values: Any) -> int:
         from sqlalchemy import update
 
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             result = session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
             return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -303,7 +303,7 @@ class SqlJobStore:
             .values(position_s=position_s, duration_s=duration_s, heartbeat_at=now())
             .returning(JobRow.cancel_requested)
         )
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             cancel = session.execute(query).scalar_one_or_none()
         return cancel is None or bool(cancel)
 
@@ -334,7 +334,7 @@ class SqlJobStore:
         """
         from sqlalchemy import update
 
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             session.execute(
                 update(JobRow)
                 .where(JobRow.id == job_id, JobRow.status == "running")
@@ -352,7 +352,7 @@ class SqlJobStore:
         from sqlalchemy import update
 
         ids = list(job_ids)
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             queued = session.execute(
                 update(JobRow)
                 .where(JobRow.id.in_(ids), JobRow.status == "queued")
@@ -369,7 +369,7 @@ class SqlJobStore:
         """Queue failed or cancelled jobs again."""
         from sqlalchemy import update
 
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             result = session.execute(
                 update(JobRow)
                 .where(JobRow.id.in_(list(job_ids)), JobRow.status.in_(("failed", "cancelled")))
@@ -391,7 +391,7 @@ class SqlJobStore:
         if batch_id is not None:
             query = query.where(JobRow.batch_id == batch_id)
         recovered = 0
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             for row in session.scalars(query.with_for_update(skip_locked=True)):
                 worker_host, _, pid = (row.worker or ":").rpartition(":")
                 dead_here = worker_host == host and pid.isdigit() and not _alive(int(pid))

@@ -50,7 +50,7 @@ class SqlStageCache:
 
     def get(self, namespace: str, key: str) -> Any | None:
         """The value, or None when absent or expired (an expired entry is a miss)."""
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             row = session.get(CacheEntryRow, (namespace, key))
             if row is None or _aware(row.expires_at) <= _now():
                 return None
@@ -60,7 +60,7 @@ class SqlStageCache:
     def put(self, namespace: str, key: str, value: Any, ttl: timedelta | None = None) -> None:
         stamp = _now()
         size = len(json.dumps(value, separators=(",", ":")))
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             row = session.get(CacheEntryRow, (namespace, key))
             if row is None:
                 row = CacheEntryRow(namespace=namespace, key=key, hits=0)
@@ -91,7 +91,7 @@ class SqlStageCache:
         query = delete(CacheEntryRow)
         if namespace is not None:
             query = query.where(CacheEntryRow.namespace == namespace)
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
 
     def prune(self) -> int:
@@ -99,7 +99,7 @@ class SqlStageCache:
         from sqlalchemy import delete
 
         query = delete(CacheEntryRow).where(CacheEntryRow.expires_at <= _now())
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             return int(session.execute(query).rowcount)  # type: ignore[attr-defined]
 
 

@@ -8,6 +8,8 @@ psycopg 3). The schema is created or upgraded with Alembic on first use.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +68,8 @@ class Database:
         except Exception as exc:
             raise DatabaseError(f"invalid database URL {redact(self.url)}: {exc}") from exc
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", _sqlite_connect)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self._upgraded = False
         self._lock = threading.Lock()
@@ -79,6 +82,20 @@ class Database:
         """A new session on an up-to-date schema."""
         self.ensure_schema()
         return self.sessions()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session in one write transaction: committed at the end, rolled back on error.
+
+        On SQLite it holds the write lock from its first statement (``BEGIN
+        IMMEDIATE``), so what it reads stays true until it commits and other
+        writers wait their turn: a deferred transaction that reads, then writes,
+        fails at once with "database is locked" when another writer got in
+        between, whatever the busy timeout. PostgreSQL transactions lock rows.
+        """
+        with self.session() as session, session.begin():
+            session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+            yield session
 
     def ensure_schema(self) -> None:
         with self._lock:
@@ -93,7 +110,15 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+SQLITE_BEGIN = "trax_sqlite_begin"
+"""Execution option: how a transaction on this SQLite connection begins."""
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Trax, not the sqlite3 driver, opens transactions: the driver begins one
+    # lazily, only before DML, so DDL (a migration) ran outside any transaction
+    # and a kill half-way left tables without a version row. See ``_sqlite_begin``.
+    dbapi_connection.isolation_level = None
     # WAL lets readers (``trax list``) work while a batch writes; foreign keys
     # are off by default in SQLite. synchronous=NORMAL is WAL's recommended
     # level: a killed process loses nothing committed, and a power cut can only
@@ -103,6 +128,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 _databases: dict[str, Database] = {}

@@ -51,21 +51,40 @@ def head_revision(database: Database) -> str | None:
     return ScriptDirectory.from_config(alembic_config(database)).get_current_head()
 
 
+SCHEMA_LOCK = 727_300
+"""PostgreSQL advisory lock held while the schema is created or upgraded."""
+
+
 def upgrade(database: Database) -> tuple[str | None, str | None]:
-    """Bring the schema to the newest revision; return (before, after)."""
+    """Bring the schema to the newest revision; return (before, after).
+
+    The whole upgrade is one transaction under a lock (an advisory lock on
+    PostgreSQL, the write lock on SQLite): processes started together wait for
+    the first, then find the schema current; a process killed half-way leaves
+    the database as it was.
+    """
     from alembic import command
+    from sqlalchemy import text
     from sqlalchemy.exc import OperationalError
 
-    from trax.store.database import DatabaseError, redact
+    from trax.store.database import SQLITE_BEGIN, DatabaseError, redact
 
+    head = head_revision(database)
     try:
-        before = current_revision(database)
-        head = head_revision(database)
-        if before != head:
-            config = alembic_config(database)
-            with database.engine.begin() as connection:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
+        with database.engine.connect() as connection:
+            connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+            with connection.begin():
+                if database.dialect == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK}
+                    )
+                from alembic.runtime.migration import MigrationContext
+
+                before = MigrationContext.configure(connection).get_current_revision()
+                if before != head:
+                    config = alembic_config(database)
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
     except OperationalError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseError(f"cannot open database {redact(database.url)}: {reason}") from exc

@@ -106,7 +106,7 @@ class SqlTranscriptStore:
         from sqlalchemy import select
 
         media = transcript.media
-        with self.database.session() as session, session.begin():
+        with self.database.transaction() as session:
             media_row = session.scalars(
                 select(MediaFileRow).where(MediaFileRow.sha256 == media.sha256)
             ).first()
