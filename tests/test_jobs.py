@@ -144,9 +144,9 @@ def test_claim_is_exclusive_and_orders_by_priority(database: Database) -> None:
     assert jobs.claim(job_id=first.id) is None  # already running: nobody else gets it
     second = jobs.claim(batch.id)
     assert second is not None and second.path == "/a.wav"
-    assert jobs.heartbeat(second.id, 3.0, 10.0) is False
+    assert jobs.heartbeat(second.id, 3.0, 10.0, attempt=1) == "go"
     jobs.request_cancel([second.id])
-    assert jobs.heartbeat(second.id, 4.0, 10.0) is True  # the runner sees the cancel
+    assert jobs.heartbeat(second.id, 4.0, 10.0, attempt=1) == "cancel"  # the runner sees it
     del urgent
 
 

@@ -128,7 +128,7 @@ OPTIONS: tuple[Option, ...] = (
 class Config:
     """The effective configuration and where each value came from."""
 
-    database_url: str | None
+    database_url: str | None = field(repr=False)  # may hold a password: see ``shown``
     data_dir: Path
     cache_dir: Path
     cache_ttl_days: float

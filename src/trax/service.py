@@ -8,13 +8,14 @@ runner, the distributed worker task, the Python API when it is asked to store
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trax.core import Transcript, TranscriptionSettings
+from trax.core import Transcript, TranscriptionSettings, digest
 
 if TYPE_CHECKING:
     from trax.asr import Transcriber
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
     from trax.pipeline.run import Pipeline, PreparedMedia, ProgressCallback
     from trax.store import Database, TranscriptStore
     from trax.store.cache import StageCache
+    from trax.store.leases import Leases
+    from trax.store.transcripts import SaveCheck
+
+log = logging.getLogger(__name__)
+
+WAIT_S = 0.5
+"""How often a process waiting for another to finish the same content looks again."""
 
 
 class TranscriptionService:
@@ -34,11 +42,13 @@ class TranscriptionService:
         device: str = "auto",
         decoder: PyAVDecoder | None = None,
         transcriber: Transcriber | None = None,
+        leases: Leases | None = None,
     ) -> None:
         from trax.media import PyAVDecoder
 
         self.store = store
         self.cache = cache
+        self.leases = leases
         self.device = device
         self.decoder = decoder or PyAVDecoder()
         self._transcribers: dict[str, Transcriber] = {}
@@ -52,8 +62,14 @@ class TranscriptionService:
         """The service on one database: its transcripts and its stage cache."""
         from trax.store import SqlTranscriptStore
         from trax.store.cache import SqlStageCache
+        from trax.store.leases import SqlLeases
 
-        return cls(SqlTranscriptStore(database), SqlStageCache(database), device)
+        return cls(
+            SqlTranscriptStore(database),
+            SqlStageCache(database),
+            device,
+            leases=SqlLeases(database),
+        )
 
     def pipeline(self, settings: TranscriptionSettings) -> Pipeline:
         """The pipeline for these settings, built once; pipelines share a model's weights.
@@ -89,32 +105,81 @@ class TranscriptionService:
         on_progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
         prepared: PreparedMedia | None = None,
+        checks: Sequence[SaveCheck] = (),
     ) -> tuple[Transcript, bool]:
         """Transcribe and store one file; return (transcript, reused_from_store).
 
         The same content run through the same stages (same model weights,
-        versions and settings) is never transcribed twice. ``force`` runs again
+        versions and settings) is never transcribed twice, also by processes
+        working at the same time: the first takes the content's lease, the
+        others wait for it and then reuse its transcript. ``force`` runs again
         and ignores the cache, except that transcripts made since ``since``
-        (by an earlier attempt of the same forced job) still count, so a job
-        that crashed after saving does not store its file twice. Nothing is
-        stored unless the whole run succeeded.
+        (earlier in the same forced batch) still count. Nothing is stored unless
+        the whole run succeeded and every one of ``checks`` passed in the
+        transaction that saves.
         """
+        from trax.pipeline.run import Interrupted
+        from trax.store.leases import LeaseLost
+
         pipeline = self.pipeline(settings)
         prepared = prepared or self.prepare(path, decode_ahead=False)
+        stop = should_stop or (lambda: False)
         try:
-            if not force or since is not None:
-                found = self.store.find(
-                    prepared.media.sha256, pipeline.key, created_after=since if force else None
-                )
+            while True:
+                found = self._stored(prepared, pipeline, force, since)
                 if found is not None:
                     return found, True
-            transcript = pipeline.run(
-                prepared,
-                cache=self.cache,
-                refresh=force,
-                on_progress=on_progress,
-                should_stop=should_stop,
-            )
+                lease = (
+                    self.leases.acquire(self._lease_key(prepared, pipeline))
+                    if self.leases
+                    else None
+                )
+                if self.leases is not None and lease is None:
+                    # Another process is transcribing these bytes with these stages.
+                    if on_progress is not None:
+                        on_progress(0.0, prepared.media.duration_s)
+                    if stop():
+                        raise Interrupted
+                    threading.Event().wait(WAIT_S)
+                    continue
+                try:
+                    found = self._stored(prepared, pipeline, force, since)
+                    if found is not None:
+                        return found, True  # the lease's previous holder stored it
+                    transcript = pipeline.run(
+                        prepared,
+                        cache=self.cache,
+                        refresh=force,
+                        on_progress=on_progress,
+                        should_stop=should_stop,
+                    )
+                    return self.store.save(
+                        transcript, [*checks, *([lease.check] if lease else [])]
+                    ), False
+                except LeaseLost:
+                    # Paused past the lease while another process took over: look again.
+                    log.warning("%s: another process took over this content; looking again", path)
+                    prepared.close()
+                    prepared = self.prepare(path, decode_ahead=False)
+                finally:
+                    if lease is not None:
+                        lease.close()
         finally:
             prepared.close()
-        return self.store.save(transcript), False
+
+    def _stored(
+        self,
+        prepared: PreparedMedia,
+        pipeline: Pipeline,
+        force: bool,
+        since: datetime | None,
+    ) -> Transcript | None:
+        if force and since is None:
+            return None
+        return self.store.find(
+            prepared.media.sha256, pipeline.key, created_after=since if force else None
+        )
+
+    @staticmethod
+    def _lease_key(prepared: PreparedMedia, pipeline: Pipeline) -> str:
+        return digest(["transcribe", prepared.media.sha256, pipeline.key])

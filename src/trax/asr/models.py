@@ -2,8 +2,11 @@
 
 Bundled weights come from packages that carry them, so Trax transcribes
 offline. Every bundled file is checked against the SHA-256 recorded here
-before it is loaded; a verified file is remembered by (size, mtime) so the
-check costs a hash only once per file version.
+before it is loaded; a verified file is remembered by its size, mtime, ctime,
+inode and device, so the check costs a hash only once per file version. The
+mtime alone is not enough: anyone can set it back (``touch -d``, ``os.utime``)
+after changing a byte, but the ctime is set by the kernel on every change,
+including that one, and cannot be set by hand.
 """
 
 from __future__ import annotations
@@ -196,7 +199,10 @@ def _stamp_path(path: Path) -> Path:
 def verify_file(path: Path, expected_sha256: str) -> None:
     """Raise ``ModelError`` unless ``path`` has the expected SHA-256."""
     stat = path.stat()
-    stamp_text = f"{stat.st_size} {stat.st_mtime_ns} {expected_sha256}"
+    stamp_text = (
+        f"{stat.st_size} {stat.st_mtime_ns} {stat.st_ctime_ns} {stat.st_ino} {stat.st_dev} "
+        f"{expected_sha256}"
+    )
     stamp = _stamp_path(path)
     try:
         if stamp.read_text() == stamp_text:

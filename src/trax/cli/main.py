@@ -25,10 +25,14 @@ _verbosity = 0
 
 
 def fail(problem: str | BaseException, code: int = EXIT_USAGE) -> NoReturn:
-    """One line for the user; with ``-v``, the chain of causes beneath it."""
-    from trax.errors import causes
+    """One line for the user; with ``-v``, the chain of causes beneath it.
 
-    click.echo(f"error: {problem}", err=True)
+    Both pass through ``scrub``: no password Trax has seen is ever printed, even
+    where a driver quotes it back.
+    """
+    from trax.errors import causes, scrub
+
+    click.echo(scrub(f"error: {problem}"), err=True)
     if isinstance(problem, BaseException) and _verbosity:
         for cause in causes(problem):
             click.echo(f"  caused by {cause}", err=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
 from trax.core import Transcript
-from trax.export.atomic import remove_leftovers, write_atomic
+from trax.errors import TraxError
+from trax.export.atomic import remove_leftovers, write_atomic, write_temp
 from trax.export.formats import (
     JsonExporter,
     MarkdownExporter,
@@ -16,9 +18,11 @@ from trax.export.formats import (
     TxtExporter,
     VttExporter,
 )
+from trax.failpoints import failpoint
 
 __all__ = [
     "FORMATS",
+    "ExportError",
     "Exporter",
     "export_beside",
     "export_transcript",
@@ -64,17 +68,71 @@ def export_transcript(transcript: Transcript, fmt: str, path: Path) -> Path:
     return path
 
 
+class ExportError(TraxError):
+    """Exports could not be written: ``PATH: reason``; none of this attempt's are left.
+
+    ``path`` is the export (or folder) that failed and ``reason`` what the
+    system said (``no space left on device``); the ``OSError`` is the cause.
+    """
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[ExportError], tuple[Path, str]]:
+        # Keeps the error picklable (a worker may hand it across processes).
+        return type(self), (self.path, self.reason)
+
+
 def export_beside(transcript: Transcript, formats: Sequence[str], base: Path) -> list[Path]:
     """Write each format to ``base`` plus its extension (``out/talk`` → ``out/talk.srt``).
 
-    Temp files that a killed earlier attempt left beside the targets are removed.
+    All or nothing: every format is rendered, then written to a hidden temp file
+    beside its target, and only when all are on disk are they renamed into
+    place. A failure while writing (read-only folder, full disk) removes the
+    temp files and leaves the previous exports untouched; a failure while
+    renaming (rare: renames need no space) also removes the exports this call
+    already renamed into place, so a file's exports never mix two attempts.
+    Either way ``ExportError`` names the path and the reason. Temp files that a
+    killed earlier attempt left beside the targets are removed first.
     """
-    paths = [base.with_name(base.name + get_exporter(fmt).extension) for fmt in formats]
-    for path in paths:
-        remove_leftovers(path)
-    return [
-        export_transcript(transcript, fmt, path) for fmt, path in zip(formats, paths, strict=True)
-    ]
+    if not formats:
+        return []
+    if base.name in ("", ".", ".."):
+        raise ExportError(base, "not a file name")
+    targets = [base.with_name(base.name + get_exporter(fmt).extension) for fmt in formats]
+    # Rendering first: a renderer's bug raises before anything is touched on disk.
+    texts = [get_exporter(fmt).render(transcript) for fmt in formats]
+    staged: list[tuple[Path, Path]] = []
+    placed: list[Path] = []
+    current = base.parent
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for current in targets:
+            remove_leftovers(current)
+        for current, text in zip(targets, texts, strict=True):
+            staged.append((write_temp(current, text), current))
+        failpoint("export")
+        for tmp, current in staged:
+            tmp.replace(current)
+            placed.append(current)
+    except BaseException as exc:
+        # Also on KeyboardInterrupt: an interrupted export leaves nothing of itself.
+        for leftover in [tmp for tmp, _ in staged] + placed:
+            with contextlib.suppress(OSError):  # the first error is the one to report
+                leftover.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            where = current if current in targets else Path(exc.filename or current)
+            raise ExportError(where, _reason(exc)) from exc
+        raise
+    return targets
+
+
+def _reason(exc: OSError) -> str:
+    """The system's words (``No space left on device.``) as a lower-case clause."""
+    text = exc.strerror or str(exc) or type(exc).__name__
+    return text.strip().rstrip(".").lower()
 
 
 def parse_formats(spec: str) -> list[str]:

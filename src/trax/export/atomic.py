@@ -19,6 +19,22 @@ def write_atomic(path: Path, text: str) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = write_temp(path, text)
+    try:
+        failpoint("export")
+        tmp.replace(path)
+    except BaseException:
+        # Also on KeyboardInterrupt: an interrupted export must not leave debris.
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_temp(path: Path, text: str) -> Path:
+    """Write ``text`` (UTF-8, synced to disk) to a new hidden temp file beside ``path``.
+
+    Returns the temp file, for the caller to rename onto ``path``; on any
+    failure the temp file is removed before the error propagates.
+    """
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     # os.open with 0o666 lets the umask decide the mode, as a plain open() would;
     # tempfile.mkstemp would leave every export readable by its owner only.
@@ -29,12 +45,10 @@ def write_atomic(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        failpoint("export")
-        tmp.replace(path)
     except BaseException:
-        # Also on KeyboardInterrupt: an interrupted export must not leave debris.
         tmp.unlink(missing_ok=True)
         raise
+    return tmp
 
 
 def remove_leftovers(path: Path) -> None:

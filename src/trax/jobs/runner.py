@@ -21,20 +21,22 @@ from pathlib import Path
 from typing import Literal
 
 from trax.asr import ModelError
-from trax.core import TranscriptionSettings
+from trax.core import Transcript, TranscriptionSettings
 from trax.failpoints import failpoint
-from trax.jobs.store import Batch, Job, JobStore, SqlJobStore
+from trax.jobs.store import Batch, ClaimLost, Job, JobStore, Signal, SqlJobStore
 from trax.media import MediaError
 from trax.pipeline import PipelineError
 from trax.pipeline.run import Interrupted, PreparedMedia, ProgressCallback
 from trax.service import TranscriptionService
+from trax.store.database import DatabaseError
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 """How often a running job writes its progress (and reads whether it was cancelled)."""
 
-Outcome = Literal["done", "failed", "cancelled", "interrupted"]
+Outcome = Literal["done", "failed", "cancelled", "interrupted", "superseded"]
+"""How an attempt ended; ``superseded``: the job went to another worker meanwhile."""
 
 
 def batch_name(
@@ -77,56 +79,111 @@ def process_job(
     """Transcribe, store and export one claimed job, and record how it ended.
 
     ``prepared`` is what the prefetcher made of the file ahead of time: the
-    probed, partly decoded media, or the error that probing raised.
+    probed, partly decoded media, or the error that probing raised. Every
+    change to the job is fenced by this claim's attempt: when the job went to
+    another worker meanwhile, this one stops, stores nothing and changes nothing.
     """
-    from trax.export import export_beside
+    from trax.export import ExportError, export_beside
 
+    attempt = job.attempts
     last_beat = 0.0
-    cancelled = False
+    heard: Signal = "go"
 
     def progress(position: float, duration: float | None) -> None:
-        nonlocal last_beat, cancelled
+        nonlocal last_beat, heard
         if on_progress is not None:
             on_progress(position, duration)
         if time.monotonic() - last_beat >= HEARTBEAT_S:
             last_beat = time.monotonic()
-            cancelled = jobs.heartbeat(job.id, position, duration)
+            heard = jobs.heartbeat(job.id, position, duration, attempt=attempt)
 
+    transcript_id = job.transcript_id
     try:
-        if isinstance(prepared, BaseException):
-            raise prepared
-        transcript, cached = service.transcribe(
-            Path(job.path),
-            settings_of(batch, job),
-            force=batch.force,
-            on_progress=progress,
-            since=job.created_at if batch.force else None,
-            should_stop=lambda: cancelled or stop(),
-            prepared=prepared,
-        )
-        failpoint("job.before_export")
-        exports = [str(p) for p in export_beside(transcript, batch.formats, Path(job.export_base))]
-        failpoint("job.before_done")
+        transcript, cached = _stored_result(job, service)
+        if transcript is not None:
+            if isinstance(prepared, PreparedMedia):
+                prepared.close()
+        else:
+            if isinstance(prepared, BaseException):
+                raise prepared
+            transcript, cached = service.transcribe(
+                Path(job.path),
+                settings_of(batch, job),
+                force=batch.force,
+                on_progress=progress,
+                since=batch.created_at if batch.force else None,
+                should_stop=lambda: heard != "go" or stop(),
+                prepared=prepared,
+                checks=[jobs.fence(job)],
+            )
         assert transcript.id is not None
-        jobs.finish(job.id, transcript.id, cached, exports, transcript.duration_s)
+        transcript_id = transcript.id
+        failpoint("job.before_export")
+        try:
+            written = export_beside(transcript, batch.formats, Path(job.export_base))
+        except ExportError as exc:
+            error = f"stored as #{transcript_id}, export failed: {exc}"
+            jobs.fail(job.id, error, attempt=attempt, transcript_id=transcript_id)
+            return "failed"
+        failpoint("job.before_done")
+        exports = [str(p) for p in written]
+        if not jobs.finish(
+            job.id, transcript_id, cached, exports, transcript.duration_s, attempt=attempt
+        ):
+            return _superseded(job)
         return "done"
+    except ClaimLost:
+        return _superseded(job)
     except Interrupted:
-        if cancelled:
-            jobs.mark_cancelled(job.id)
+        if heard == "lost":
+            return _superseded(job)
+        if heard == "cancel":
+            jobs.mark_cancelled(job.id, attempt=attempt)
             return "cancelled"
-        jobs.release(job.id)
+        jobs.release(job.id, attempt=attempt)
         return "interrupted"
     except MediaError as exc:
-        jobs.fail(job.id, str(exc))
+        jobs.fail(job.id, str(exc), attempt=attempt)
     except OSError as exc:
-        jobs.fail(job.id, exc.strerror or str(exc))
+        jobs.fail(job.id, _reason(exc), attempt=attempt)
+    except DatabaseError:
+        raise  # the database can't be used (full, damaged): no job can be recorded either
     except (ModelError, PipelineError, KeyboardInterrupt):
-        jobs.release(job.id)  # not this file's fault: it goes back to the queue
+        jobs.release(job.id, attempt=attempt)  # not this file's fault: it goes back to the queue
         raise
     except Exception as exc:
         log.exception("unexpected error on %s", job.path)
-        jobs.fail(job.id, f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0])
+        error = f"unexpected error: {type(exc).__name__}: {exc}".splitlines()[0]
+        jobs.fail(job.id, error, attempt=attempt, transcript_id=transcript_id)
     return "failed"
+
+
+def _stored_result(job: Job, service: TranscriptionService) -> tuple[Transcript | None, bool]:
+    """The transcript an earlier attempt of this job stored, when only its exports are missing.
+
+    (It crashed after saving, or its export failed: a retry exports again and
+    neither transcribes nor stores another version.)
+    """
+    if job.transcript_id is None:
+        return None, False
+    transcript = service.store.get(job.transcript_id)
+    return transcript, transcript is not None
+
+
+def _superseded(job: Job) -> Outcome:
+    log.warning(
+        "job %d: given to another worker while attempt %d ran; its result is discarded",
+        job.id,
+        job.attempts,
+    )
+    return "superseded"
+
+
+def _reason(exc: BaseException) -> str:
+    """``PATH: reason`` for an OSError, the message otherwise: one line either way."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class Prefetcher:
@@ -176,21 +233,24 @@ class Prefetcher:
                 job, prepared = item
                 if isinstance(prepared, PreparedMedia):
                     prepared.close()
-                self.jobs.release(job.id)
+                self.jobs.release(job.id, attempt=job.attempts)
 
     def _fill(self) -> None:
-        while not self.stop.is_set():
-            if not self.room.acquire(timeout=0.1):
-                continue
-            job = self.jobs.claim(self.batch.id)
-            if job is None:
-                break
-            prepared: PreparedMedia | BaseException
-            try:
-                prepared = self.service.prepare(Path(job.path))
-            except Exception as exc:  # noqa: BLE001 - handed to process_job, which records it
-                prepared = exc
-            self.ready.put((job, prepared))
+        try:
+            while not self.stop.is_set():
+                if not self.room.acquire(timeout=0.1):
+                    continue
+                job = self.jobs.claim(self.batch.id)
+                if job is None:
+                    break
+                prepared: PreparedMedia | BaseException
+                try:
+                    prepared = self.service.prepare(Path(job.path))
+                except Exception as exc:  # noqa: BLE001 - handed to process_job, which records it
+                    prepared = exc
+                self.ready.put((job, prepared))
+        except Exception as exc:  # noqa: BLE001 - the database failed (full, gone): raised in the runner
+            self.ready.put(_Failed(exc))
         self.ready.put(self._END)
 
     def __iter__(self) -> Iterator[tuple[Job, PreparedMedia | BaseException]]:
@@ -198,9 +258,18 @@ class Prefetcher:
             item = self.ready.get()
             if item is self._END:
                 return
+            if isinstance(item, _Failed):
+                raise item.error
             assert isinstance(item, tuple)
             self.room.release()
             yield item
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """What stopped the prefetch thread, to be raised where the runner can report it."""
+
+    error: Exception
 
 
 @dataclass
@@ -227,7 +296,7 @@ class LocalRunner:
                 if self.stop.is_set():
                     if isinstance(prepared, PreparedMedia):
                         prepared.close()
-                    self.jobs.release(job.id)
+                    self.jobs.release(job.id, attempt=job.attempts)
                     return False
                 if on_start is not None:
                     on_start(job)

@@ -3,19 +3,24 @@
 All state changes are single statements or short transactions, so a process
 killed at any moment leaves each job in a state a later run can act on:
 ``queued`` and orphaned ``running`` jobs are (re)done, ``done`` ones never are.
+
+Every claim of a job counts an attempt, and the attempt is the claim's fence:
+a worker's progress, result and outcome are accepted only while the job is
+still ``running`` under its attempt. A worker that was paused or cut off
+while its job went to another finds out at its next heartbeat or at its save,
+and stores nothing.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from trax.store.database import Database
-from trax.store.models import BatchRow, JobRow
+from trax.store.leases import gone, process_id
+from trax.store.models import BatchRow, JobRow, insert_if_absent
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -23,10 +28,13 @@ if TYPE_CHECKING:
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 STATUSES: tuple[JobStatus, ...] = ("queued", "running", "done", "failed", "cancelled")
 
+Signal = Literal["go", "cancel", "lost"]
+"""What a heartbeat hears back: carry on, stop because the job was cancelled, or
+stop because the job is no longer this claim's (it went to another worker)."""
 
-def worker_id() -> str:
-    """``host:pid`` — enough to tell whether a running job's process still lives."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+
+class ClaimLost(Exception):  # noqa: N818 - reads as what happened
+    """The job went to another worker while this one worked: its result is not stored."""
 
 
 def now() -> datetime:
@@ -77,15 +85,30 @@ class BatchCounts:
 
 
 class JobStore(Protocol):
-    """What running one job needs from the job state (``process_job``'s view)."""
+    """What running one claimed job needs from the job state (``process_job``'s view).
 
-    def heartbeat(self, job_id: int, position_s: float, duration_s: float | None) -> bool: ...
+    Each change is fenced by the claim's ``attempt`` and returns whether it applied.
+    """
+
+    def heartbeat(
+        self, job_id: int, position_s: float, duration_s: float | None, *, attempt: int
+    ) -> Signal: ...
+    def fence(self, job: Job) -> Callable[[Session, int], None]: ...
     def finish(
-        self, job_id: int, transcript_id: int, cached: bool, exports: list[str], duration: float
-    ) -> None: ...
-    def fail(self, job_id: int, error: str) -> None: ...
-    def release(self, job_id: int) -> None: ...
-    def mark_cancelled(self, job_id: int) -> None: ...
+        self,
+        job_id: int,
+        transcript_id: int,
+        cached: bool,
+        exports: list[str],
+        duration: float,
+        *,
+        attempt: int,
+    ) -> bool: ...
+    def fail(
+        self, job_id: int, error: str, *, attempt: int, transcript_id: int | None = None
+    ) -> bool: ...
+    def release(self, job_id: int, *, attempt: int) -> bool: ...
+    def mark_cancelled(self, job_id: int, *, attempt: int) -> bool: ...
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -159,41 +182,43 @@ class SqlJobStore:
         """
         from sqlalchemy import select
 
+        # Inserts that skip rows already there: two processes submitting the
+        # same command at once both succeed and share one batch.
+        dialect = self.database.dialect
         with self.database.transaction() as session:
-            row = session.scalars(select(BatchRow).where(BatchRow.name == name)).first()
-            if row is None:
-                row = BatchRow(
-                    name=name,
-                    settings=settings,
-                    formats=list(formats),
-                    output_dir=output_dir,
-                    force=force,
-                    queued=queued,
+            session.execute(
+                insert_if_absent(
+                    dialect,
+                    BatchRow,
+                    {
+                        "name": name,
+                        "settings": settings,
+                        "formats": list(formats),
+                        "output_dir": output_dir,
+                        "force": force,
+                        "queued": queued,
+                    },
                 )
-                session.add(row)
-                session.flush()
-            known = set(session.scalars(select(JobRow.path).where(JobRow.batch_id == row.id)))
+            )
+            row = session.scalars(select(BatchRow).where(BatchRow.name == name)).one()
             added = 0
-            for path, export_base in files:
-                if path in known:
-                    continue
-                known.add(path)
-                session.add(
-                    JobRow(
-                        batch_id=row.id,
-                        path=path,
-                        export_base=export_base,
-                        pipeline=settings.get("pipeline", "v1"),
-                        priority=priority,
-                        status="queued",
-                        attempts=0,
-                        position_s=0.0,
-                        cached=False,
-                        exports=[],
-                        cancel_requested=False,
-                    )
+            for path, export_base in files:  # a path already in the batch keeps its job
+                added += (
+                    session.execute(
+                        insert_if_absent(
+                            dialect,
+                            JobRow,
+                            {
+                                "batch_id": row.id,
+                                "path": path,
+                                "export_base": export_base,
+                                "pipeline": settings.get("pipeline", "v1"),
+                                "priority": priority,
+                            },
+                        )
+                    ).first()
+                    is not None
                 )
-                added += 1
             return _batch(row), added
 
     def get_batch(self, name_or_id: str) -> Batch | None:
@@ -280,39 +305,79 @@ class SqlJobStore:
             stamp = now()
             row.status = "running"
             row.attempts += 1
-            row.worker = worker_id()
+            row.worker = process_id()
             row.started_at = row.heartbeat_at = stamp
             row.error = None
             row.position_s = 0.0
             return _job(row)
 
-    def _update(self, job_id: int, **values: Any) -> int:
+    def _update(self, job_id: int, attempt: int | None = None, **values: Any) -> bool:
+        """Change a job; with ``attempt``, only while that claim still owns it."""
         from sqlalchemy import update
 
+        query = update(JobRow).where(JobRow.id == job_id)
+        if attempt is not None:
+            query = query.where(JobRow.status == "running", JobRow.attempts == attempt)
         with self.database.transaction() as session:
-            result = session.execute(update(JobRow).where(JobRow.id == job_id).values(**values))
-            return int(result.rowcount)  # type: ignore[attr-defined]
+            return bool(session.execute(query.values(**values)).rowcount)  # type: ignore[attr-defined]
 
-    def heartbeat(self, job_id: int, position_s: float, duration_s: float | None) -> bool:
-        """Record progress; return True when the job was asked to stop (or is gone)."""
+    def heartbeat(
+        self, job_id: int, position_s: float, duration_s: float | None, *, attempt: int
+    ) -> Signal:
+        """Record progress; hear back whether to go on, or why to stop."""
         from sqlalchemy import update
 
         query = (
             update(JobRow)
-            .where(JobRow.id == job_id)
+            .where(JobRow.id == job_id, JobRow.status == "running", JobRow.attempts == attempt)
             .values(position_s=position_s, duration_s=duration_s, heartbeat_at=now())
             .returning(JobRow.cancel_requested)
         )
         with self.database.transaction() as session:
             cancel = session.execute(query).scalar_one_or_none()
-        return cancel is None or bool(cancel)
+        if cancel is None:
+            return "lost"
+        return "cancel" if cancel else "go"
+
+    def fence(self, job: Job) -> Callable[[Session, int], None]:
+        """A check for the transaction that saves this job's transcript.
+
+        It records the transcript on the job in that same transaction, so an
+        attempt that dies after saving leaves the job pointing at its result
+        (a later attempt only exports it), and raises ``ClaimLost`` when the
+        job is no longer this claim's, which rolls the save back.
+        """
+        from sqlalchemy import update
+
+        def record(session: Session, transcript_id: int) -> None:
+            result = session.execute(
+                update(JobRow)
+                .where(
+                    JobRow.id == job.id,
+                    JobRow.status == "running",
+                    JobRow.attempts == job.attempts,
+                )
+                .values(transcript_id=transcript_id, heartbeat_at=now())
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                raise ClaimLost(f"job {job.id} attempt {job.attempts}")
+
+        return record
 
     def finish(
-        self, job_id: int, transcript_id: int, cached: bool, exports: list[str], duration: float
-    ) -> None:
+        self,
+        job_id: int,
+        transcript_id: int,
+        cached: bool,
+        exports: list[str],
+        duration: float,
+        *,
+        attempt: int | None = None,
+    ) -> bool:
         stamp = now()
-        self._update(
+        return self._update(
             job_id,
+            attempt,
             status="done",
             transcript_id=transcript_id,
             cached=cached,
@@ -324,28 +389,40 @@ class SqlJobStore:
             error=None,
         )
 
-    def fail(self, job_id: int, error: str) -> None:
-        self._update(job_id, status="failed", error=error, finished_at=now())
+    def fail(
+        self,
+        job_id: int,
+        error: str,
+        *,
+        attempt: int | None = None,
+        transcript_id: int | None = None,
+    ) -> bool:
+        """Record a failure; ``transcript_id`` when the transcript was stored (an export failed)."""
+        values: dict[str, Any] = {"status": "failed", "error": error, "finished_at": now()}
+        if transcript_id is not None:
+            values["transcript_id"] = transcript_id
+        return self._update(job_id, attempt, **values)
 
-    def release(self, job_id: int) -> None:
+    def release(self, job_id: int, *, attempt: int | None = None) -> bool:
         """Give a running job (interrupted, or its worker died) back to the queue.
 
-        It is done again from the start; a job that already ended is left alone.
+        It is done again from the start (or, when its transcript was stored,
+        only exported); a job that already ended is left alone.
         """
         from sqlalchemy import update
 
+        query = update(JobRow).where(JobRow.id == job_id, JobRow.status == "running")
+        if attempt is not None:
+            query = query.where(JobRow.attempts == attempt)
         with self.database.transaction() as session:
-            session.execute(
-                update(JobRow)
-                .where(JobRow.id == job_id, JobRow.status == "running")
-                .values(status="queued", worker=None, position_s=0.0)
-            )
+            result = session.execute(query.values(status="queued", worker=None, position_s=0.0))
+            return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def set_queue_job(self, job_id: int, queue_job_id: int) -> None:
         self._update(job_id, queue_job_id=queue_job_id)
 
-    def mark_cancelled(self, job_id: int) -> None:
-        self._update(job_id, status="cancelled", finished_at=now())
+    def mark_cancelled(self, job_id: int, *, attempt: int | None = None) -> bool:
+        return self._update(job_id, attempt, status="cancelled", finished_at=now())
 
     def request_cancel(self, job_ids: Iterable[int]) -> tuple[int, int]:
         """Cancel queued jobs at once and ask running ones to stop; return both counts."""
@@ -385,7 +462,6 @@ class SqlJobStore:
         """
         from sqlalchemy import select
 
-        host = socket.gethostname()
         cutoff = now() - stale_after if stale_after is not None else None
         query = select(JobRow).where(JobRow.status == "running")
         if batch_id is not None:
@@ -393,8 +469,7 @@ class SqlJobStore:
         recovered = 0
         with self.database.transaction() as session:
             for row in session.scalars(query.with_for_update(skip_locked=True)):
-                worker_host, _, pid = (row.worker or ":").rpartition(":")
-                dead_here = worker_host == host and pid.isdigit() and not _alive(int(pid))
+                dead_here = gone(row.worker)
                 beat = _utc(row.heartbeat_at)
                 stale = cutoff is not None and (beat is None or beat < cutoff)
                 if dead_here or stale:
@@ -417,15 +492,3 @@ def _totals(session: Session, batch_id: int) -> tuple[dict[str, int], float]:
         counts[status] = n
         audio += seconds or 0.0
     return counts, audio
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True

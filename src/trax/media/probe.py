@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from stat import S_ISBLK, S_ISCHR, S_ISDIR, S_ISFIFO, S_ISREG, S_ISSOCK
 
 from trax.core import MediaInfo
 from trax.media.errors import MediaError
@@ -20,13 +21,29 @@ def check_readable(path: Path) -> int:
         raise MediaError("file not found") from None
     except PermissionError:
         raise MediaError("permission denied") from None
-    if path.is_dir():
+    if S_ISDIR(stat.st_mode):
         raise MediaError("is a directory, not a media file")
+    if not S_ISREG(stat.st_mode):
+        # A FIFO, a device (/dev/zero) or a socket: reading one may never end, or
+        # block until another process writes; a media file is a regular file.
+        raise MediaError(f"not a regular file ({_kind(stat.st_mode)})")
     if stat.st_size == 0:
         raise MediaError("empty file (0 bytes)")
     if not os.access(path, os.R_OK):
         raise MediaError("permission denied")
     return stat.st_size
+
+
+def _kind(mode: int) -> str:
+    if S_ISFIFO(mode):
+        return "a FIFO"
+    if S_ISCHR(mode):
+        return "a character device"
+    if S_ISBLK(mode):
+        return "a block device"
+    if S_ISSOCK(mode):
+        return "a socket"
+    return "a special file"
 
 
 def sha256_file(path: Path) -> str:

@@ -9,7 +9,10 @@ cache, when one is handed in, only saves work.
 from __future__ import annotations
 
 import itertools
+import os
 import time
+import unicodedata
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,12 +43,47 @@ ProgressCallback = Callable[[float, float | None], None]
 """Called with how far into the file recognition has got and the file's duration (seconds)."""
 
 
+EXPORT_NAME_BYTES = 200
+"""The longest export base name in UTF-8 bytes. File systems allow 255 bytes a
+name; the rest is room for an extension (``.json``), a qualifier (`` (2)``) and
+the temp file's ``.<name>.<8 hex>.tmp`` that every export is written through."""
+
+
 @dataclass(frozen=True, slots=True)
 class MediaInput:
-    """A file to transcribe and the base path (without extension) of its exports."""
+    """A file to transcribe and the base path (without extension) of its exports.
+
+    ``export_base`` is absolute and always lies inside the output folder, so a
+    job exports to the same place whichever folder a worker runs in, and the
+    base can be compared across runs (see ``trax.jobs.batches``).
+    """
 
     path: Path
     export_base: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Named:
+    """An input and the names its export base may take, safe for any file system."""
+
+    path: Path
+    folders: tuple[str, ...]  # a folder's layout, mirrored under the output folder
+    stem: str
+    name: str
+    above: tuple[str, ...]  # the folders above it, nearest first, to tell equal names apart
+
+    def candidate(self, level: int) -> tuple[str, ...]:
+        """``talk`` → ``talk.wav`` → ``talk.wav (x)`` → ``talk.wav (col-x)`` → …"""
+        if level == 0:
+            return (*self.folders, self.stem)
+        if level == 1:
+            return (*self.folders, self.name)
+        qualifier = "-".join(reversed(self.above[: level - 1]))
+        return (*self.folders, qualify(self.name, qualifier))
+
+    @property
+    def top(self) -> int:
+        return 1 + len(self.above)
 
 
 def collect_inputs(
@@ -56,12 +94,34 @@ def collect_inputs(
     Files named directly are always tried, whatever their extension or even
     existence (a missing one fails as a job, with its reason); inside
     directories only known media extensions are taken and hidden files skipped.
-    Exports mirror the layout under a directory so equal names can't collide.
+    A file reached twice (named twice, or directly and through its folder) is
+    one input. Exports mirror the layout under a directory, files named directly
+    export to the output folder itself, and ``_disambiguate`` gives every input
+    its own export base.
     """
-    inputs: list[MediaInput] = []
+    named: list[_Named] = []
+    seen: set[str] = set()
     problems: list[tuple[Path, str]] = []
+
+    def add(file: Path, folders: tuple[str, ...], above: Path) -> None:
+        identity = os.path.realpath(file)
+        if identity in seen:
+            return
+        seen.add(identity)
+        # realpath rather than resolve(): a symlink loop must not raise here.
+        parents = Path(os.path.realpath(above)).parts[1:]
+        named.append(
+            _Named(
+                path=file,
+                folders=tuple(safe_name(part) or "_" for part in folders),
+                stem=safe_name(file.stem) or safe_name(file.name) or "untitled",
+                name=safe_name(file.name) or "untitled",
+                above=tuple(safe_name(p) or "_" for p in reversed(parents)),
+            )
+        )
+
     for path in paths:
-        if path.is_dir():
+        if _is_dir(path):
             found = sorted(
                 p
                 for p in path.rglob("*")
@@ -72,22 +132,111 @@ def collect_inputs(
             if not found:
                 problems.append((path, "no media files found in folder"))
             for file in found:
-                relative = file.relative_to(path)
-                inputs.append(MediaInput(file, output_dir / relative.parent / file.stem))
+                add(file, file.relative_to(path).parent.parts, path)
         else:
-            inputs.append(MediaInput(path, output_dir / path.stem))
-    return _disambiguate(inputs), problems
+            add(path, (), path.parent)
+    return _disambiguate(named, Path(os.path.realpath(output_dir))), problems
 
 
-def _disambiguate(inputs: list[MediaInput]) -> list[MediaInput]:
-    """``talk.wav`` and ``talk.mp3`` in one folder export as ``talk.wav.srt``, ``talk.mp3.srt``."""
-    counts: dict[Path, int] = {}
-    for item in inputs:
-        counts[item.export_base] = counts.get(item.export_base, 0) + 1
-    return [
-        MediaInput(i.path, i.export_base.with_name(i.path.name)) if counts[i.export_base] > 1 else i
-        for i in inputs
+def _is_dir(path: Path) -> bool:
+    """Whether ``path`` is a folder; one that can't even be looked at (a name too
+    long, a loop of links) is not, and fails later as a job, with its reason."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def _disambiguate(named: list[_Named], output_dir: Path) -> list[MediaInput]:
+    """Give every input its own export base under ``output_dir``, deterministically.
+
+    Each input starts at its stem (``talk``). Inputs whose names collide move
+    on together, the least qualified first: to the file name (``talk.wav``,
+    ``talk.mp3``), then to the name qualified by the folders above it, nearest
+    first (``talk.wav (x)``, ``talk.wav (col-x)``). What still collides gets a
+    number on its file name (``talk.wav (2)``), in input order. Names are compared case- and
+    normalisation-insensitively, as macOS and Windows file systems do.
+    """
+    levels = [0] * len(named)
+    moved = True
+    while moved:  # each pass raises some level, and levels are bounded: it ends
+        moved = False
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for index, item in enumerate(named):
+            groups.setdefault(_key(item.candidate(levels[index])), []).append(index)
+        for members in groups.values():
+            movable = [i for i in members if levels[i] < named[i].top] if len(members) > 1 else []
+            if movable:
+                lowest = min(levels[i] for i in movable)
+                for i in movable:
+                    if levels[i] == lowest:
+                        levels[i] += 1
+                        moved = True
+    chosen = [item.candidate(level) for item, level in zip(named, levels, strict=True)]
+    # Names that no folder tells apart (``Talk.wav`` and ``talk.wav`` side by side)
+    # take a number on the plain file name, not on a qualifier that says nothing.
+    shared = Counter(_key(parts) for parts in chosen)
+    chosen = [
+        item.candidate(min(level, 1)) if shared[_key(parts)] > 1 else parts
+        for item, level, parts in zip(named, levels, chosen, strict=True)
     ]
+    wanted = {_key(parts) for parts in chosen}
+    used: set[tuple[str, ...]] = set()
+    inputs: list[MediaInput] = []
+    for item, parts in zip(named, chosen, strict=True):
+        number = 1
+        candidate = parts
+        while _key(candidate) in used:
+            number += 1
+            candidate = (*parts[:-1], qualify(parts[-1], str(number)))
+            if _key(candidate) in wanted:
+                candidate = parts  # another input's own name: keep counting
+        used.add(_key(candidate))
+        inputs.append(MediaInput(item.path, output_dir.joinpath(*candidate)))
+    return inputs
+
+
+def _key(parts: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(unicodedata.normalize("NFC", part).casefold() for part in parts)
+
+
+def export_key(base: Path) -> str:
+    """What two export bases are compared by: equal keys are one file on macOS or Windows."""
+    return unicodedata.normalize("NFC", str(base)).casefold()
+
+
+def safe_name(text: str) -> str:
+    """``text`` as one path component that stays where it is put, or ``""``.
+
+    Control characters (a newline in a file name) and separators become ``_``;
+    leading dots go, so no name is ``.``, ``..`` or hidden (our temp files are
+    the hidden ones); bytes that are not UTF-8 become U+FFFD; the result fits
+    ``EXPORT_NAME_BYTES``.
+    """
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    text = "".join("_" if ord(c) < 32 or c in "\x7f/\\" else c for c in text)
+    return _truncate(text.strip().lstrip(".").strip(), EXPORT_NAME_BYTES)
+
+
+def qualify(name: str, qualifier: str) -> str:
+    """``name (qualifier)``, shortening the name (and a long qualifier) to fit."""
+    qualifier = _truncate(qualifier, EXPORT_NAME_BYTES // 2, keep_end=True)
+    suffix = f" ({qualifier})"
+    return _truncate(name, EXPORT_NAME_BYTES - len(suffix.encode())) + suffix
+
+
+def numbered_base(base: Path, number: int) -> Path:
+    """``out/talk`` → ``out/talk (2)``: the same export base, told apart by a number."""
+    return base.with_name(qualify(base.name, str(number)))
+
+
+def _truncate(text: str, limit: int, keep_end: bool = False) -> str:
+    """At most ``limit`` UTF-8 bytes of ``text``, never cutting a character in two."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    cut = data[-limit:] if keep_end else data[:limit]
+    return cut.decode("utf-8", "ignore").strip()
 
 
 @dataclass(slots=True)

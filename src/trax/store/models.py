@@ -131,7 +131,7 @@ class BatchRow(Base):
     __tablename__ = "batches"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
     settings: Mapped[dict[str, Any]] = mapped_column(JSONDocument)
     formats: Mapped[list[str]] = mapped_column(JSONDocument)
     output_dir: Mapped[str] = mapped_column(Text)
@@ -176,6 +176,33 @@ class JobRow(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     batch: Mapped[BatchRow] = relationship(back_populates="jobs")
+
+
+class LeaseRow(Base):
+    """Who is transcribing a piece of content with given settings, until when.
+
+    The holder renews it while it works; a lease whose holder died runs out
+    (or is taken over at once when the holder was a process on this host).
+    """
+
+    __tablename__ = "leases"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def insert_if_absent(dialect: str, model: type[Base], values: dict[str, Any]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING RETURNING key``: a row back means it was new.
+
+    Two processes inserting the same key both succeed; one of them inserted it.
+    """
+    from sqlalchemy import inspect
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    key = inspect(model).primary_key[0]
+    return insert(model).values(values).on_conflict_do_nothing().returning(key)
 
 
 class CacheEntryRow(Base):

@@ -6,9 +6,10 @@ failure at any point leaves neither behind.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trax.core import MediaInfo, Transcript
 from trax.failpoints import failpoint
@@ -22,6 +23,13 @@ from trax.payload import (
 from trax.store.database import Database
 from trax.store.models import MediaFileRow, TranscriptRow
 from trax.store.search import index_transcript
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+SaveCheck = Callable[["Session", int], None]
+"""Runs inside a save's transaction once the new transcript has its id: it may
+write alongside (the job that made it) or raise, which stores nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +51,7 @@ class TranscriptStore(Protocol):
     def find(
         self, sha256: str, key: str, created_after: datetime | None = None
     ) -> Transcript | None: ...
-    def save(self, transcript: Transcript) -> Transcript: ...
+    def save(self, transcript: Transcript, checks: Sequence[SaveCheck] = ()) -> Transcript: ...
     def get(self, transcript_id: int) -> Transcript | None: ...
     def summaries(self, limit: int = 50) -> list[TranscriptSummary]: ...
 
@@ -100,7 +108,7 @@ class SqlTranscriptStore:
             row = session.get(TranscriptRow, transcript_id)
             return _to_transcript(row) if row else None
 
-    def save(self, transcript: Transcript) -> Transcript:
+    def save(self, transcript: Transcript, checks: Sequence[SaveCheck] = ()) -> Transcript:
         from dataclasses import replace
 
         from sqlalchemy import select
@@ -134,6 +142,8 @@ class SqlTranscriptStore:
             session.add(row)
             session.flush()
             index_transcript(session, row)
+            for check in checks:
+                check(session, row.id)
             failpoint("store.commit")
             return replace(transcript, id=row.id, created_at=row.created_at)
 
