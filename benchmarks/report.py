@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.environment import Environment
+from benchmarks.reliability import HANDOVER_TARGET_S, Reliability
 from benchmarks.sections import (
     BATCH_SIZE,
     CLI_TARGET_S,
@@ -33,6 +34,8 @@ class Results:
     diarization: Diarization
     search: list[dict[str, Any]] = field(default_factory=list)
     """One entry per database: ``benchmarks.search.search_latency``'s result, or a skip note."""
+    reliability: Reliability | None = None
+    """Exactly once under concurrency and faults (``benchmarks.reliability``)."""
 
 
 def clock(seconds: float) -> str:
@@ -285,6 +288,44 @@ def diarization_section(diarization: Diarization) -> list[str]:
     return ["## 7. Diarization", "", f"{diarization.note[0].upper()}{diarization.note[1:]}.", ""]
 
 
+def reliability_section(reliability: Reliability | None) -> list[str]:
+    lines = ["## 8. Reliability", ""]
+    if reliability is None:
+        return [*lines, "Not measured in this run.", ""]
+    lines += [
+        "Real `trax` processes on real databases, a fresh one per trial (a SQLite file; a "
+        "PostgreSQL database on 127.0.0.1:5432). **Races:** "
+        f"{reliability.processes} `trax jobs resume BATCH` at once on one batch "
+        f"(made with `submit_batch`), or {reliability.processes} `trax transcribe DIR` at once "
+        f"on a database without a schema; the batch: {reliability.race_batch}. A duplicate is "
+        "a transcript stored beyond one per distinct content; a double claim a job with more "
+        "than one attempt (nothing was killed). **Workers** (`trax worker`, default settings, "
+        "two per trial) serve a "
+        f"{clock(reliability.recording_s)} recording queued with `--queue`; the one running "
+        "it gets SIGKILL (time from the kill until the job is `done`, re-transcription by the "
+        "other worker included) or SIGSTOP until the job's attempts reach 2, then SIGCONT. "
+        "**Connection cuts:** `pg_terminate_backend` on every other connection to the "
+        "database while two workers serve a queued batch; consistent tables: no "
+        "procrastinate delivery left `todo`/`doing` and every `done` job has a `succeeded` "
+        f"one. The section took {clock(reliability.took_s)}.",
+        "",
+    ]
+    rows = []
+    for r in reliability.rows:
+        verdict = "—" if r.passed is None else "✓" if r.passed else "✗"
+        rows.append([r.check, r.database, str(r.trials), r.measured, r.target, verdict])
+    lines += table(["check", "database", "trials", "measured", "target", "met"], rows)
+    notes = [f"- {r.check} ({r.database}): {r.error}" for r in reliability.rows if r.error]
+    if notes:
+        lines += ["", *notes]
+    lines += [
+        "",
+        f"Target for a killed worker (issue 8): its job done within {HANDOVER_TARGET_S:.0f} s "
+        "of the kill, with default worker settings.",
+    ]
+    return [*lines, ""]
+
+
 def render(results: Results) -> str:
     lines = [
         *header(results),
@@ -295,5 +336,6 @@ def render(results: Results) -> str:
         *batch_section(results.batch),
         *search_section(results.search),
         *diarization_section(results.diarization),
+        *reliability_section(results.reliability),
     ]
     return "\n".join(lines).rstrip() + "\n"

@@ -23,6 +23,7 @@ from pathlib import Path
 from benchmarks import environment
 from benchmarks.corpus import CorpusError, locate
 from benchmarks.measure import MeasureError
+from benchmarks.reliability import reliability
 from benchmarks.report import Results, render
 from benchmarks.sections import (
     Bench,
@@ -147,6 +148,10 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
             bench, corpus, QUICK_BATCH_FILES if quick else BATCH_FILES, QUICK_MODEL
         )
         search_result = search(workdir, corpus.root, 100 if quick else 200, log)
+        # Real processes against fresh databases; each check reports its own failures.
+        reliability_result = reliability(
+            trax, workdir, process_env, corpus.root, quick, log, recording=short
+        )
 
     environment.finish(env)
     return Results(
@@ -160,6 +165,7 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
         batch=batch_result,
         diarization=diarization(),
         search=search_result,
+        reliability=reliability_result,
     )
 
 

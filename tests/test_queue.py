@@ -22,12 +22,17 @@ from trax.jobs import Job, SqlJobStore
 from trax.store import Database
 
 
-@pytest.fixture
-def pg_env(postgres_url: str) -> Iterator[dict[str, str]]:
+def pg_environment(postgres_url: str) -> dict[str, str]:
+    """The environment for ``trax`` processes on the session's PostgreSQL, tables emptied."""
     database = Database(postgres_url)
     empty_tables(database)
     database.dispose()
-    yield os.environ | {"TRAX_DATABASE_URL": postgres_url}
+    return os.environ | {"TRAX_DATABASE_URL": postgres_url}
+
+
+@pytest.fixture
+def pg_env(postgres_url: str) -> Iterator[dict[str, str]]:
+    yield pg_environment(postgres_url)
 
 
 def jobs_of(url: str) -> list[Job]:

@@ -166,7 +166,7 @@ def test_a_paused_worker_does_not_store_a_job_another_worker_took(
     empty_tables(database)
     database.dispose()
     env = os.environ | {"TRAX_DATABASE_URL": postgres_url}
-    long_recording(tmp_path / "long.wav", 120.0)
+    long_recording(tmp_path / "long.wav", 300.0)  # long enough to be caught mid-job
     enqueued = trax(
         "transcribe", str(tmp_path / "long.wav"), "--queue", "-o", str(tmp_path / "out"), env=env
     )

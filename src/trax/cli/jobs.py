@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trax.cli.main import EXIT_INTERRUPTED, Context, cli, clock, fail, pass_context
+from trax.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, Context, cli, clock, fail, pass_context
 
 if TYPE_CHECKING:
     from trax.jobs import Batch, SqlJobStore
@@ -157,9 +157,15 @@ def jobs_cancel(obj: Context, batch_name: str, job_ids: tuple[int, ...]) -> None
     targets = [j for j in store.jobs(batch.id) if not job_ids or j.id in job_ids]
     queued, running = store.request_cancel([j.id for j in targets])
     if batch.queued and store.database.dialect == "postgresql":
-        from trax.jobs.queue import cancel_in_queue
+        from trax.jobs.queue import QueueError, cancel_in_queue
 
-        cancel_in_queue(store.database, [j.queue_job_id for j in targets if j.queue_job_id])
+        # By job id, not by the recorded delivery id: a job whose id was never
+        # recorded (a kill during --queue) is found and aborted all the same.
+        live = [j.id for j in targets if j.status in ("queued", "running")]
+        try:
+            cancel_in_queue(store.database, live)
+        except QueueError as exc:
+            fail(exc, EXIT_FAILED)
     click.echo(
         f"batch {batch.name}: {queued} cancelled, {running} running job(s) asked to stop", err=True
     )
@@ -175,24 +181,33 @@ def jobs_cancel(obj: Context, batch_name: str, job_ids: tuple[int, ...]) -> None
 )
 @click.option(
     "--stalled-after",
-    default=30.0,
+    default=20.0,
     show_default=True,
     type=click.FloatRange(1),
-    help="Seconds without a worker heartbeat before its jobs are given to others.",
+    help="Seconds without a worker heartbeat (and without progress on its job) before "
+    "its jobs are given to other workers.",
 )
 @click.option(
     "--heartbeat",
-    default=10.0,
+    default=5.0,
     show_default=True,
     type=click.FloatRange(0.1),
-    help="Seconds between this worker's heartbeats.",
+    help="Seconds between this worker's heartbeats (keep several within --stalled-after).",
 )
 @click.option(
     "--recovery-every",
-    default=5,
+    default=5.0,
     show_default=True,
-    type=click.IntRange(1, 59),
-    help="Seconds between checks for stalled jobs.",
+    type=click.FloatRange(0.5),
+    help="Seconds between reconciliation passes: stalled jobs given to others, the queue "
+    "and the jobs table made to agree.",
+)
+@click.option(
+    "--give-up-after",
+    default=300.0,
+    show_default=True,
+    type=click.FloatRange(1),
+    help="Seconds the database may stay unreachable before this worker exits (status 1).",
 )
 @click.option(
     "--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"])
@@ -203,19 +218,50 @@ def worker(
     concurrency: int,
     stalled_after: float,
     heartbeat: float,
-    recovery_every: int,
+    recovery_every: float,
+    give_up_after: float,
     device: str,
 ) -> None:
-    """Take jobs from the PostgreSQL queue (`trax transcribe --queue`) until stopped."""
-    from trax.jobs.queue import QueueError, run_worker
+    """Take jobs from the PostgreSQL queue (`trax transcribe --queue`) until stopped.
 
+    With the defaults, a job whose worker died (killed, machine lost) is given
+    to another worker within about 25 s (--stalled-after + --recovery-every).
+    Lost database connections are retried with backoff; the worker exits only
+    when the database stays unreachable for --give-up-after seconds, with the
+    reason on one line. Ctrl-C (or SIGTERM) stops it after its current jobs.
+    """
+    import os
+
+    from trax.jobs.queue import QueueError, require_postgresql, run_worker
+
+    if stalled_after < 2 * heartbeat:
+        # A worker would look stalled between two of its own heartbeats.
+        fail("--stalled-after must be at least twice --heartbeat")
     database = obj.store().database
+    try:
+        require_postgresql(database)
+    except QueueError as exc:
+        fail(exc)
     click.echo(
         f"worker ready (concurrency {concurrency}); Ctrl-C to stop after current jobs", err=True
     )
     try:
-        run_worker(database, concurrency, stalled_after, heartbeat, recovery_every, device)
+        run_worker(
+            database,
+            concurrency,
+            stalled_after,
+            heartbeat,
+            recovery_every,
+            device,
+            give_up_after,
+        )
     except QueueError as exc:
-        fail(exc)
+        try:
+            fail(exc, EXIT_FAILED)
+        except SystemExit as exiting:
+            # Now, not after job threads stuck on a dead connection (their jobs
+            # are given back by the other workers' reconciliation).
+            sys.stderr.flush()
+            os._exit(int(exiting.code or EXIT_FAILED))
     except KeyboardInterrupt:
         sys.exit(EXIT_INTERRUPTED)

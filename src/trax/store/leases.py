@@ -23,7 +23,7 @@ from trax.store.models import LeaseRow, insert_if_absent
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-LEASE_S = 30.0
+LEASE_S = 15.0
 """How long a lease lasts without renewal; it is renewed three times as often."""
 
 
