@@ -38,10 +38,14 @@ def transcribe(
     ``force``. ``settings`` are the fields of ``trax.core.TranscriptionSettings``
     (``model``, ``language``, ``beam_size``, ``pipeline``, …).
     """
+    from dataclasses import replace
+
     from trax.core import TranscriptionSettings
     from trax.errors import TraxError
+    from trax.languages import checked_language
 
     request = TranscriptionSettings(**settings)
+    request = replace(request, language=checked_language(request.language, request.model))
     if not store:
         if database_url is not None or force:
             raise TraxError("database_url and force apply only with store=True")

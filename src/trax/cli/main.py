@@ -68,7 +68,43 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _configure_logging(verbose: int) -> None:
+    global _verbosity
+    _verbosity = verbose
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger().setLevel(level)
+    if verbose < 2:
+        # faster-whisper logs every VAD pass at INFO; that is noise at -v.
+        logging.getLogger("faster_whisper").setLevel(max(level, logging.WARNING))
+
+
+def _more_verbose(_ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        _configure_logging(_verbosity + value)
+
+
+class TraxGroup(click.Group):
+    """A group whose every command also takes ``-v`` after its name (``trax list -v``)."""
+
+    group_class = type  # subgroups (``trax jobs``) are TraxGroups too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not isinstance(cmd, click.Group):
+            cmd.params.append(
+                click.Option(
+                    ["-v", "--verbose"],
+                    count=True,
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_more_verbose,
+                    help="More log output (-vv for debug).",
+                )
+            )
+        super().add_command(cmd, name)
+
+
+@click.group(cls=TraxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     "database_url",
@@ -81,13 +117,7 @@ pass_context = click.make_pass_decorator(Context)
 @click.pass_context
 def cli(ctx: click.Context, database_url: str | None, verbose: int) -> None:
     """Trax: transcribe any audio or video into stored, searchable transcripts."""
-    global _verbosity
-    _verbosity = verbose
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-    if verbose < 2:
-        # faster-whisper logs every VAD pass at INFO; that is noise at -v.
-        logging.getLogger("faster_whisper").setLevel(max(level, logging.WARNING))
+    _configure_logging(verbose)
     ctx.obj = Context(database_url)
 
 

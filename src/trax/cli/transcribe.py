@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     show_default=True,
     help="Pipeline version (see `trax pipelines`).",
 )
-@click.option("-l", "--language", help="Language code (default: detect).")
+@click.option("-l", "--language", help="Language code or name: de, DE, German (default: detect).")
 @click.option("--beam-size", default=5, show_default=True, type=click.IntRange(1, 20))
 @click.option("--initial-prompt", help="Text that primes spelling and style.")
 @click.option("--hotwords", help="Words and names to favour.")
@@ -114,11 +114,13 @@ def transcribe(
     from trax.export import parse_formats
     from trax.jobs import SqlJobStore
     from trax.jobs.batches import submit_batch
+    from trax.languages import checked_language
     from trax.pipeline import PipelineError, get_pipeline
 
     try:
         formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
         get_pipeline(pipeline_name)
+        language = checked_language(language, model)
     except (ValueError, PipelineError) as exc:
         fail(exc)
     settings = TranscriptionSettings(
