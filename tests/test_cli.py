@@ -109,10 +109,17 @@ def test_human_output_for_a_batch(db_url: str, clip_dir: Path, tmp_path: Path) -
     assert [line.split()[0] for line in lines] == ["done", "done", "batch", "0:14"]
     assert re.fullmatch(r"batch Interviews 2026-[0-9a-f]{10}: 2 done", lines[-2])
     assert re.fullmatch(
-        r"  0:14 of audio in 0:\d\d \(\d+× real time\), 0 reused from storage", lines[-1]
+        r"  0:14 of audio transcribed in 0:\d\d \(\d+× real time\), 0 reused from storage",
+        lines[-1],
     )
     assert "no exports" in result.stderr
     assert result.stdout == ""  # texts only for a single file; the batch has `trax show`
+    # Run again: a new run of stored transcripts took no time, and claims no speed.
+    again = run(db_url, "transcribe", str(clip_dir), "-o", str(tmp_path), "-f", "none")
+    assert again.exit_code == 0
+    assert (
+        again.stderr.splitlines()[-1] == "  nothing transcribed in this run, 2 reused from storage"
+    )
     quiet = run(db_url, "transcribe", str(clip_dir), "-q", "-f", "none")
     assert quiet.output == ""
 

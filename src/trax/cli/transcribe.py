@@ -267,7 +267,8 @@ class BatchProgress:
     def end(self, job: Job) -> None:
         self.counts["running"] = self.counts.get("running", 0) - 1
         self.counts[job.status] = self.counts.get(job.status, 0) + 1
-        self.audio_done += job.duration_s or 0.0
+        if job.status == "done" and not job.cached:  # reused transcripts took no time here
+            self.audio_done += job.duration_s or 0.0
         self.files_done_now += 1
 
     def update(self, position: float, duration: float | None) -> None:
@@ -324,6 +325,28 @@ class _Reporter:
         )
 
 
+def _this_run(batch_jobs: list[Job], elapsed_s: float) -> str:
+    """What this run did: only audio transcribed now counts towards its speed.
+
+    Jobs done by earlier runs of the batch, and transcripts reused from
+    storage, took no time here; counting them gave figures like 7799× real time.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    started = datetime.now(UTC) - timedelta(seconds=elapsed_s)
+    now = [
+        j for j in batch_jobs if j.status == "done" and j.finished_at and j.finished_at >= started
+    ]
+    audio = sum(j.duration_s or 0.0 for j in now if not j.cached)
+    reused = sum(j.cached for j in now)
+    if not audio:
+        return f"nothing transcribed in this run, {reused} reused from storage"
+    return (
+        f"{clock(audio)} of audio transcribed in {clock(elapsed_s)} "
+        f"({audio / elapsed_s:.0f}× real time), {reused} reused from storage"
+    )
+
+
 def finish_batch(
     jobs: SqlJobStore,
     store: SqlTranscriptStore,
@@ -358,13 +381,7 @@ def finish_batch(
             counts["failed"] = failed
             line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
             click.echo(f"batch {batch.name}: {line}", err=True)
-            audio = sum(j.duration_s or 0.0 for j in batch_jobs if j.status == "done")
-            reused = sum(j.cached for j in batch_jobs if j.status == "done")
             if elapsed_s:
-                click.echo(
-                    f"  {clock(audio)} of audio in {clock(elapsed_s)} "
-                    f"({audio / elapsed_s:.0f}× real time), {reused} reused from storage",
-                    err=True,
-                )
+                click.echo(f"  {_this_run(batch_jobs, elapsed_s)}", err=True)
     if failed:
         sys.exit(EXIT_FAILED)
