@@ -16,7 +16,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_available
+from tests.conftest import throwaway_postgres
 from tests.mediafiles import JFK
 from trax.asr import ModelError
 from trax.asr.models import BUNDLED, package_dir, verify_file
@@ -209,20 +208,8 @@ def test_a_half_made_schema_of_an_older_trax_is_made_again_or_refused(tmp_path: 
 @pytest.fixture
 def scratch_postgres() -> Iterator[str]:
     """A PostgreSQL database of this test's own, dropped afterwards."""
-    import psycopg
-
-    reason = _postgres_available()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI but unreachable: {reason}")
-        pytest.skip(f"PostgreSQL not reachable: {reason}")
-    name = f"trax_integrity_{uuid.uuid4().hex[:12]}"
-    admin = POSTGRES_ADMIN_URL.replace("+psycopg", "")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_postgres("trax_integrity") as url:
+        yield url
 
 
 def postgres_tables(url: str) -> set[str]:

@@ -12,16 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from tests.conftest import empty_tables
+from tests.conftest import empty_tables, throwaway_postgres
 from tests.mediafiles import AUDIO, JFK
 from tests.test_jobs import TRAX, counts, long_recording, trax, wait_for
 from tests.test_queue import jobs_of, start_worker
@@ -39,17 +36,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'fresh.db'}"
         return
-    server = make_url(request.getfixturevalue("postgres_url"))
-    name = f"trax_fresh_{uuid.uuid4().hex[:10]}"
-    admin = Database(server.set(database="postgres").render_as_string(hide_password=False))
-    with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_postgres("trax_fresh") as url:
+        yield url
 
 
 CLAIMER = """
