@@ -304,7 +304,7 @@ def test_messy_word_timings_still_give_ordered_cues() -> None:
 
 
 def test_words_without_spaces_are_joined_in_spaceless_scripts() -> None:
-    words = (Word(0.0, 0.5, "日本", 0.9), Word(0.5, 1.0, "語", 0.9), Word(1.0, 1.5, "です。", 0.9))
+    words = tuple(Word(i * 0.5, i * 0.5 + 0.5, t, 0.9, attached=True) for i, t in enumerate(("日本", "語", "です。")))
     cues = build_cues([Segment(0.0, 1.5, "日本語です。", words)])
     assert texts(cues) == ["日本語です。"]
     # Latin words missing their leading space are still kept apart.

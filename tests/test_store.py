@@ -96,7 +96,7 @@ def test_structured_columns_are_jsonb_on_postgresql(postgres_url: str) -> None:
             {"sha": "c" * 64},
         ).one()
     database.dispose()
-    assert tuple(row) == ("array", "object", " there.", 2)
+    assert tuple(row) == ("array", "object", "there.", 2)
 
 
 def test_metrics() -> None:
@@ -146,9 +146,31 @@ def test_stored_v1_payload_fixture_still_loads() -> None:
     ]
     assert transcript.skipped == () and transcript.edits == ()
     upgraded = to_payload(transcript)
-    assert upgraded["schema_version"] == SCHEMA_VERSION == 2
+    assert upgraded["schema_version"] == SCHEMA_VERSION == 3
     assert "stage_versions" not in upgraded
     assert upgraded["segments"][0]["words"][0]["speaker"] is None
+    assert from_payload(json.loads(json.dumps(upgraded))) == transcript
+
+
+def test_stored_v2_payload_fixture_still_loads() -> None:
+    # Schema 2 kept Whisper's leading space in each word; schema 3 stores the word
+    # alone and marks words written with no space before them as attached.
+    payload = json.loads((DATA / "payload_v2.json").read_text())
+    assert payload["schema_version"] == 2
+    assert payload["segments"][0]["words"][1]["text"] == " so"
+    transcript = from_payload(payload)
+    assert transcript.words[1].text == "so" and not transcript.words[1].attached
+    assert transcript.text == payload["text"]
+    assert all(s.language is None for s in transcript.segments)
+    upgraded = to_payload(transcript)
+    assert upgraded["segments"][0]["words"][1] | {"start": 0, "end": 0} == {
+        "start": 0,
+        "end": 0,
+        "text": "so",
+        "probability": payload["segments"][0]["words"][1]["probability"],
+        "speaker": None,
+        "attached": False,
+    }
     assert from_payload(json.loads(json.dumps(upgraded))) == transcript
 
 

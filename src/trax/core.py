@@ -62,19 +62,42 @@ class AudioWindow:
 
 @dataclass(frozen=True, slots=True)
 class Word:
-    """One recognised word. ``text`` keeps its leading space as Whisper writes it
-    (" country"), so a segment's text is its words joined as they are."""
+    """One recognised word.
+
+    ``text`` is the word alone, without surrounding spaces. ``attached`` says
+    that no space separates it from the word before: the second half of a
+    hyphenated word ("-fattened"), or any word of a script written without
+    spaces (Chinese, Japanese, Thai). A leading space given in ``text`` (as
+    Whisper writes " country") is taken off and means "not attached".
+    """
 
     start: float
     end: float
     text: str
     probability: float
     speaker: str | None = None
+    attached: bool = False
+
+    def __post_init__(self) -> None:
+        if self.text != self.text.strip():
+            object.__setattr__(self, "text", self.text.strip())
+
+    @classmethod
+    def from_whisper(cls, start: float, end: float, raw: str, probability: float) -> Word:
+        """A word as Whisper writes it: a leading space separates it from the word before."""
+        return cls(start, end, raw, probability, attached=bool(raw) and not raw[0].isspace())
 
 
 def render_words(words: tuple[Word, ...] | list[Word]) -> str:
     """The text of a run of words: what every export shows for them."""
-    return "".join(w.text for w in words).strip()
+    parts: list[str] = []
+    for word in words:
+        if not word.text:
+            continue
+        if parts and not word.attached:
+            parts.append(" ")
+        parts.append(word.text)
+    return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +108,9 @@ class Segment:
     so txt, srt and json can never disagree: a stage that changes what was
     said changes the words. ``avg_logprob``, ``compression_ratio`` and
     ``no_speech_prob`` are kept so later passes can find weak spans.
-    ``speaker`` stays ``None`` until a diarization stage fills it.
+    ``speaker`` stays ``None`` until a diarization stage fills it;
+    ``language`` is the language it was recognised in, where it was detected
+    per stretch of speech (a recording can change language).
     """
 
     start: float
@@ -97,6 +122,7 @@ class Segment:
     no_speech_prob: float = 0.0
     temperature: float = 0.0
     speaker: str | None = None
+    language: str | None = None
 
     def __post_init__(self) -> None:
         if self.words:

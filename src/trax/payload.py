@@ -6,7 +6,9 @@ carries ``schema_version``; payloads from older schemas are upgraded step by
 step on load, so transcripts stored long ago stay readable.
 
 Schema 2 records the stages that ran (name, version, settings), the stages
-skipped and why, the edits later stages made, and a speaker per word.
+skipped and why, the edits later stages made, and a speaker per word. Schema 3
+stores words without their leading space, with ``attached`` where no space
+precedes them, and a language per segment.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from trax.core import (
 )
 from trax.errors import TraxError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
@@ -44,10 +46,26 @@ def _v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
+def _v2_to_v3(payload: dict[str, Any]) -> dict[str, Any]:
+    """Schema 2 kept Whisper's leading space in each word's text; it marks a word that is
+    not attached to the one before."""
+    upgraded = dict(payload)
+    segments = []
+    for segment in payload.get("segments", ()):
+        words = []
+        for word in segment.get("words", ()):
+            raw = word["text"]
+            words.append(word | {"text": raw.strip(), "attached": bool(raw) and not raw[0].isspace()})
+        segments.append(segment | {"words": words, "language": None})
+    upgraded["segments"] = segments
+    upgraded["schema_version"] = 3
+    return upgraded
+
+
 # Upgrade steps: UPGRADES[n] turns a schema-n payload into a schema-(n+1) one.
 # Add a step here whenever SCHEMA_VERSION is raised, and keep a stored fixture
 # of the old schema in tests/data so the step stays tested.
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class PayloadError(TraxError):
@@ -64,6 +82,7 @@ def segment_to_dict(segment: Segment) -> dict[str, Any]:
         "end": _round(segment.end),
         "text": segment.text,
         "speaker": segment.speaker,
+        "language": segment.language,
         "avg_logprob": round(segment.avg_logprob, 4),
         "compression_ratio": round(segment.compression_ratio, 4),
         "no_speech_prob": round(segment.no_speech_prob, 4),
@@ -75,6 +94,7 @@ def segment_to_dict(segment: Segment) -> dict[str, Any]:
                 "text": w.text,
                 "probability": round(w.probability, 4),
                 "speaker": w.speaker,
+                "attached": w.attached,
             }
             for w in segment.words
         ],
@@ -87,6 +107,7 @@ def segment_from_dict(data: dict[str, Any]) -> Segment:
         end=data["end"],
         text=data["text"],
         speaker=data.get("speaker"),
+        language=data.get("language"),
         avg_logprob=data.get("avg_logprob", 0.0),
         compression_ratio=data.get("compression_ratio", 0.0),
         no_speech_prob=data.get("no_speech_prob", 0.0),
@@ -98,6 +119,7 @@ def segment_from_dict(data: dict[str, Any]) -> Segment:
                 text=w["text"],
                 probability=w["probability"],
                 speaker=w.get("speaker"),
+                attached=w.get("attached", False),
             )
             for w in data.get("words", ())
         ),

@@ -348,7 +348,7 @@ def _reporting(raw: Iterable[Any], on_progress: WindowProgress | None) -> Iterat
 
 def _from_faster_whisper(segment: Any) -> Segment:
     words = tuple(
-        Word(start=w.start, end=w.end, text=w.word, probability=w.probability)
+        Word.from_whisper(w.start, w.end, w.word, w.probability)
         for w in (segment.words or ())
     )
     return Segment(

@@ -10,11 +10,10 @@ dropped or reordered.
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from trax.core import Segment
+from trax.core import Segment, Word
 
 SENTENCE_END = (".", "?", "!", "…", "。", "？", "！")
 CLAUSE_END = (",", ";", ":", "—", "–", "，", "、", "；", "：")
@@ -180,38 +179,33 @@ def _wrap(pieces: Sequence[_Token], width: int) -> list[str]:
     return lines[::-1]
 
 
-def _interpolate(segment: Segment) -> list[tuple[float, float, str]]:
-    """Word spans for a segment without word timestamps, timed by character count."""
+def _interpolate(segment: Segment) -> list[Word]:
+    """Words for a segment without word timestamps, timed by character count."""
     words = segment.text.split()
     # The space after a word takes time to say too, so it counts as a character.
     weights = [len(word) + 1 for word in words]
     total = sum(weights)
     span = max(segment.end - segment.start, 0.0)
-    spans: list[tuple[float, float, str]] = []
+    timed: list[Word] = []
     done = 0
     for word, weight in zip(words, weights, strict=True):
         start = segment.start + span * done / total
         done += weight
-        spans.append((start, segment.start + span * done / total, word))
-    return spans
+        timed.append(Word(start, segment.start + span * done / total, word, 0.0))
+    return timed
 
 
 def _tokens(segments: Iterable[Segment]) -> list[_Token]:
     tokens: list[_Token] = []
     for segment in segments:
-        if segment.words:
-            spans = [(w.start, w.end, w.text) for w in segment.words]
-        else:
-            spans = _interpolate(segment)
-        for start, end, raw in spans:
-            text = raw.strip()
-            if not text:
+        for word in segment.words or _interpolate(segment):
+            if not word.text:
                 continue
-            # Whisper words carry their leading space; those without one are
-            # only glued on in scripts written without spaces (CJK, Thai), so
-            # an English word list lacking spaces still reads correctly.
-            glue = not raw[:1].isspace() and unicodedata.category(text[0]) == "Lo"
-            tokens.append(_Token(start, max(end, start), text, glue, segment.speaker))
+            # An attached word ("-fattened", or any word of a script written
+            # without spaces) is laid out with no space before it.
+            glue = word.attached and bool(tokens)
+            start, end = word.start, max(word.end, word.start)
+            tokens.append(_Token(start, end, word.text, glue, segment.speaker))
     return tokens
 
 
