@@ -239,6 +239,11 @@ class Transcript:
         return [w for s in self.segments for w in s.words]
 
     @property
+    def no_speech(self) -> bool:
+        """Nothing was recognised: a silent file, music, or speech the recogniser missed."""
+        return not self.text
+
+    @property
     def duration_s(self) -> float:
         return self.media.duration_s or (self.segments[-1].end if self.segments else 0.0)
 

@@ -149,6 +149,7 @@ def to_payload(transcript: Transcript) -> dict[str, Any]:
         "language": transcript.language,
         "language_probability": round(transcript.language_probability, 4),
         "text": transcript.text,
+        "no_speech": transcript.no_speech,
         "timings": {k: round(v, 3) for k, v in transcript.timings.items()},
         "segments": [segment_to_dict(s) for s in transcript.segments],
     }
