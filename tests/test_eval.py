@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
@@ -33,8 +35,6 @@ def test_wer_against_references_with_raw_faster_whisper_baseline(asr_dir: Path) 
     result = CliRunner().invoke(
         cli,
         [
-            "--db",
-            f"sqlite:///{asr_dir / 'e.db'}",
             "eval",
             "asr",
             str(asr_dir),
@@ -67,21 +67,43 @@ def test_wer_against_references_with_raw_faster_whisper_baseline(asr_dir: Path) 
 
 def test_wer_table_for_people(asr_dir: Path) -> None:
     runner = CliRunner()
-    args = [
-        "--db",
-        f"sqlite:///{asr_dir / 'e.db'}",
-        "eval",
-        "asr",
-        str(asr_dir),
-        "--refs",
-        str(asr_dir / "references.tsv"),
-    ]
+    args = ["eval", "asr", str(asr_dir), "--refs", str(asr_dir / "references.tsv"), "--baseline"]
     first = runner.invoke(cli, args)
     assert first.exit_code == 0
-    assert first.stdout.splitlines()[0].startswith("FILE")
-    assert "jfk" in first.stdout and "0.0%" in first.stdout
+    header, *rows = first.stdout.splitlines()[:5]
+    # Column headers in full, each over its numbers.
+    assert re.split(r"\s{2,}", header) == [
+        "FILE",
+        "trax v1 (tiny.en, beam 5)",
+        "faster-whisper (tiny.en, beam 5)",
+    ]
+    assert rows[0].startswith("1089-134686-0000  ") and len(rows[0]) == len(header)
+    assert rows[3].split() == ["jfk", "0.0%", "0.0%"]
     assert "trax v1 (tiny.en, beam 5): WER " in first.stdout
     assert "normalised with Whisper's English text normaliser" in first.stderr
+
+
+def test_eval_uses_a_throwaway_store_and_scores_the_clips_present(
+    asr_dir: Path, tmp_path: Path
+) -> None:
+    library = tmp_path / "library.db"
+    assert CliRunner().invoke(cli, ["--db", f"sqlite:///{library}", "db", "upgrade"]).exit_code == 0
+    before = library.read_bytes()
+    clips = tmp_path / "only-jfk"
+    clips.mkdir()
+    shutil.copy(asr_dir / "jfk.flac", clips / "jfk.flac")
+    refs = str(asr_dir / "references.tsv")
+    for db in (["--db", f"sqlite:///{library}"], []):
+        result = CliRunner().invoke(cli, [*db, "eval", "asr", str(clips), "--refs", refs, "--json"])
+        assert result.exit_code == 0, result.output
+        assert result.stderr == (
+            f"warning: 3 reference(s) name clips not in {clips}, scored without them: "
+            "1089-134686-0000, LDC93S1, LJ001-0001\n"
+        )
+        (system,) = json.loads(result.stdout)["systems"]
+        assert [f["name"] for f in system["files"]] == ["jfk"] and system["wer"] == 0
+    assert library.read_bytes() == before  # the user's library: not a byte written
+    assert not Path(os.environ["TRAX_DATA_DIR"]).exists()  # nor a default one made
 
 
 def test_score_file_counts() -> None:
@@ -110,10 +132,13 @@ def test_malformed_references(tmp_path: Path, content: str, message: str) -> Non
         read_references(path)
 
 
-def test_reference_audio_must_exist(asr_dir: Path, tmp_path: Path) -> None:
+def test_reference_audio_present_is_matched(asr_dir: Path, tmp_path: Path) -> None:
     refs = read_references(asr_dir / "references.tsv") | {"missing-clip": "hello"}
-    with pytest.raises(EvalError, match=r"1 reference\(s\) name audio not found .*missing-clip"):
-        match_audio(asr_dir, refs)
+    clips, missing = match_audio(asr_dir, refs)
+    assert [stem for stem, _ in clips] == ["1089-134686-0000", "LDC93S1", "LJ001-0001", "jfk"]
+    assert missing == ["missing-clip"]
+    with pytest.raises(EvalError, match=r"none of the 2 reference\(s\) names a clip in"):
+        match_audio(asr_dir, {"ghost": "boo", "phantom": "hoo"})
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(EvalError, match="no media files in"):
@@ -123,12 +148,12 @@ def test_reference_audio_must_exist(asr_dir: Path, tmp_path: Path) -> None:
 
 
 def test_eval_asr_errors_are_one_line(asr_dir: Path, tmp_path: Path) -> None:
-    (asr_dir / "references.tsv").write_text("jfk\tok\nghost\tboo\n")
+    (asr_dir / "references.tsv").write_text("ghost\tboo\n")
     result = CliRunner().invoke(
         cli, ["eval", "asr", str(asr_dir), "--refs", str(asr_dir / "references.tsv")]
     )
     assert result.exit_code == 2
-    assert result.stderr == (f"error: 1 reference(s) name audio not found in {asr_dir}: ghost\n")
+    assert result.stderr == f"error: none of the 1 reference(s) names a clip in {asr_dir}\n"
 
 
 def write(path: Path, lines: list[str]) -> Path:

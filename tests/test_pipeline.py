@@ -37,24 +37,30 @@ def test_transcribe_stores_jfk_with_provenance(
     assert not cached
     assert JFK_TEXT.lower() in transcript.text.lower().replace(",", "")
     assert transcript.id is not None
-    assert names(transcript) == ["decode", "vad", "recognise", "redecode"]
+    assert names(transcript) == ["decode", "vad", "recognise", "redecode", "sentences"]
     recognise = transcript.stages[2].settings
     assert recognise["model_id"] == transcript.model_id
     assert transcript.model_id.startswith("tiny.en@sha256:")
     assert recognise["batched"] is True and recognise["temperatures"] == [0.0]
     assert transcript.media.duration_s == pytest.approx(11.0, abs=0.05)
-    assert {"probe_s", "decode_s", "vad_s", "recognise_s", "redecode_s", "total_s"} == set(
-        transcript.timings
-    )
+    assert {
+        "probe_s",
+        "decode_s",
+        "vad_s",
+        "recognise_s",
+        "redecode_s",
+        "sentences_s",
+        "total_s",
+    } == set(transcript.timings)
     assert row_counts(database) == (1, 1)
 
 
 def test_the_record_says_what_ran(transcriber: FasterWhisperTranscriber) -> None:
     """--no-vad runs no VAD stage; --sequential has Whisper's own fallback, no re-decoding."""
     no_vad = build(replace(V1, vad=False), transcriber).run(JFK)
-    assert names(no_vad) == ["decode", "recognise", "redecode"]
+    assert names(no_vad) == ["decode", "recognise", "redecode", "sentences"]
     sequential = build(replace(V1, batched=False), transcriber).run(JFK)
-    assert names(sequential) == ["decode", "vad", "recognise"]
+    assert names(sequential) == ["decode", "vad", "recognise", "sentences"]
     assert sequential.stages[1].settings["min_silence_duration_ms"] == 2000  # Whisper's own
     assert sequential.stages[2].settings["temperatures"] == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     for transcript in (no_vad, sequential):
@@ -77,7 +83,7 @@ def test_vad_stage_decodes_exactly_what_faster_whisper_would(
     pause = np.zeros((2, 48_000 * 4), dtype=np.float32)
     path = write_media(tmp_path / "two takes.wav", np.concatenate([jfk, pause, jfk], axis=1))
     ours = build(V1, transcriber)
-    ours.stages = [s for s in ours.stages if s.name != "redecode"]
+    ours.stages = [s for s in ours.stages if s.name in ("vad", "recognise")]
     mine = ours.run(path)
     (window,) = PyAVDecoder().windows(path)  # the same samples for both
     raw, _ = BatchedInferencePipeline(transcriber.whisper).transcribe(
@@ -288,7 +294,12 @@ def test_pipeline_registry_is_generated_from_the_stages() -> None:
         get_pipeline("v9")
     infos = {i.name: i for i in describe()}
     v1 = infos["v1"]
-    assert v1.available and [s.name for s in v1.stages] == ["vad", "recognise", "redecode"]
+    assert v1.available and [s.name for s in v1.stages] == [
+        "vad",
+        "recognise",
+        "redecode",
+        "sentences",
+    ]
     assert all(s.version and s.adds and s.available for s in v1.stages)
     assert not infos["v4"].available and infos["v4"].reason == "planned"
 

@@ -114,9 +114,25 @@ def test_migrations_head_matches_constant(database: Database) -> None:
 
 
 def test_fresh_database_is_created_on_first_use(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'deep' / 'new.db'}")
+    url = f"sqlite:///{tmp_path / 'deep' / 'new.db'}"
+    with pytest.raises(DatabaseError, match=r"database folder .*deep does not exist"):
+        Database(url)  # a folder named in a URL is never made: it is likely a typo
+    db = Database(url, create_folder=True)  # as the default location is
+    assert not (tmp_path / "deep").exists()  # nothing until it is used
     assert SqlTranscriptStore(db).summaries() == []
     assert current_revision(db) == HEAD_REVISION
+    assert (tmp_path / "deep" / "new.db").stat().st_mode & 0o777 == 0o600
+    db.dispose()
+
+
+def test_has_library_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "trax.db"
+    db = Database(f"sqlite:///{path}")
+    assert not db.has_library() and not path.exists()
+    path.touch()  # an empty file is an empty library
+    assert not db.has_library() and path.stat().st_size == 0
+    SqlTranscriptStore(db).save(make_transcript())
+    assert db.has_library()
     db.dispose()
 
 

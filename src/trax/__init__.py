@@ -8,7 +8,9 @@ The quickest way in from Python::
     trax.transcribe("interview.mp3", store=True)            # stored (and deduplicated)
 
 For batches and other storage, use ``trax.service.TranscriptionService``;
-``trax.pipelines()`` lists the pipeline versions and their stages.
+``trax.pipelines()`` lists the pipeline versions and their stages. Every error
+Trax raises on purpose is a ``trax.TraxError``; its kinds (``trax.MediaError``,
+``trax.ModelError``, …) are importable from here too.
 """
 
 from __future__ import annotations
@@ -17,8 +19,46 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from trax.asr.models import ModelError
+    from trax.config import ConfigError
     from trax.core import Transcript
+    from trax.errors import TraxError
+    from trax.eval import EvalError
+    from trax.export import ExportError
+    from trax.jobs.queue import QueueError
+    from trax.languages import LanguageError
+    from trax.media.errors import MediaError
+    from trax.payload import PayloadError
     from trax.pipeline import PipelineInfo
+    from trax.pipeline.versions import PipelineError
+    from trax.store.database import DatabaseError
+
+_ERRORS = {
+    "TraxError": "trax.errors",
+    "ConfigError": "trax.config",
+    "DatabaseError": "trax.store.database",
+    "EvalError": "trax.eval",
+    "ExportError": "trax.export",
+    "LanguageError": "trax.languages",
+    "MediaError": "trax.media.errors",
+    "ModelError": "trax.asr.models",
+    "PayloadError": "trax.payload",
+    "PipelineError": "trax.pipeline.versions",
+    "QueueError": "trax.jobs.queue",
+}
+"""Where each public error class lives: imported on first use, so that ``import trax``
+stays light (a CLI's start-up time is its first impression)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _ERRORS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trax' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # found directly next time
+    return value
 
 
 def transcribe(
@@ -67,4 +107,18 @@ def pipelines() -> list[PipelineInfo]:
     return describe()
 
 
-__all__ = ["pipelines", "transcribe"]
+__all__ = [
+    "ConfigError",
+    "DatabaseError",
+    "EvalError",
+    "ExportError",
+    "LanguageError",
+    "MediaError",
+    "ModelError",
+    "PayloadError",
+    "PipelineError",
+    "QueueError",
+    "TraxError",
+    "pipelines",
+    "transcribe",
+]

@@ -10,6 +10,7 @@ re-decoding stage (``trax.asr.stages``).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator
@@ -20,13 +21,16 @@ from trax.asr.models import ModelError, ResolvedModel
 from trax.core import SAMPLE_RATE, AudioWindow, Segment, Word
 
 if TYPE_CHECKING:
-    from faster_whisper import BatchedInferencePipeline, WhisperModel
+    from faster_whisper import WhisperModel
 
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 COMPRESSION_RATIO_THRESHOLD = 2.4
 LOG_PROB_THRESHOLD = -1.0
 NO_SPEECH_THRESHOLD = 0.6
 CHUNK_S = 30  # Whisper's input length
+LANGUAGE_THRESHOLD = 0.5
+"""A chunk whose language Whisper detects less surely than this keeps the recording's
+language so far: a short or noisy chunk must not switch a whole stretch to another one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,11 @@ class RecognitionSettings:
 
 @dataclass(frozen=True, slots=True)
 class WindowResult:
-    """What the recogniser made of one audio window (times are file-absolute)."""
+    """What the recogniser made of one audio window (times are file-absolute).
+
+    ``language`` is the language of most of its speech; each segment carries
+    its own where it was detected per chunk.
+    """
 
     segments: list[Segment]
     language: str
@@ -64,14 +72,25 @@ WindowProgress = Callable[[float], None]
 class Transcriber(Protocol):
     model_id: str
 
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model knows languages other than English."""
+        ...
+
     def recognise(
         self,
         window: AudioWindow,
         settings: RecognitionSettings,
         language: str | None,
         on_progress: WindowProgress | None = None,
+        prior: str | None = None,
     ) -> WindowResult:
-        """Recognise the window's speech (all of it when ``window.speech`` is None)."""
+        """Recognise the window's speech (all of it when ``window.speech`` is None).
+
+        With no ``language``, a multilingual model detects it per chunk of
+        speech; ``prior`` (the recording's language so far) holds for chunks
+        whose language it cannot tell surely.
+        """
         ...
 
     def decode_clip(
@@ -94,6 +113,17 @@ def detect_device() -> str:
 def default_compute_type(device: str) -> str:
     """float16 on a GPU; int8 on a CPU, where it is fastest at no measurable WER cost."""
     return "float16" if device == "cuda" else "int8"
+
+
+def majority_language(segments: Iterable[Segment]) -> str | None:
+    """The language most of the speech is in, by duration (segments record theirs when
+    it was detected per chunk); None when none does."""
+    spoken: dict[str, float] = {}
+    for segment in segments:
+        if segment.language:
+            duration = segment.end - segment.start
+            spoken[segment.language] = spoken.get(segment.language, 0.0) + duration
+    return max(spoken, key=spoken.__getitem__) if spoken else None
 
 
 def is_silence(avg_logprob: float, no_speech_prob: float) -> bool:
@@ -125,7 +155,7 @@ class FasterWhisperTranscriber:
         self.compute_type = compute_type
         self.cpu_threads = cpu_threads
         self._whisper: WhisperModel | None = None
-        self._batched: BatchedInferencePipeline | None = None
+        self._batched: Any = None  # faster-whisper's batched pipeline, made on first use
 
     @property
     def whisper(self) -> WhisperModel:
@@ -159,19 +189,43 @@ class FasterWhisperTranscriber:
         settings: RecognitionSettings,
         language: str | None,
         on_progress: WindowProgress | None = None,
+        prior: str | None = None,
     ) -> WindowResult:
         if window.speech is not None and not window.speech:
-            return WindowResult([], language or "", 0.0)  # VAD found no speech: nothing to decode
+            # VAD found no speech: nothing to decode
+            return WindowResult([], language or prior or "", 0.0)
+        chooser = self._chooser
+        chooser.start(active=language is None and self.multilingual, prior=prior)
+        if chooser.active:
+            # Any language will do for the prompt: each chunk's own detection replaces it
+            # (and a given one spares faster-whisper a detection pass of its own).
+            language = prior or "en"
         if settings.batched:
             segments, info = self._decode_batched(window, settings, language, on_progress)
         else:
             segments, info = self._decode_sequential(window, settings, language, on_progress)
         shifted = [_shift(s, window.start_s) for s in segments]
-        return WindowResult(shifted, info.language, float(info.language_probability))
+        if not chooser.active:
+            return WindowResult(shifted, info.language, float(info.language_probability))
+        spoken = majority_language(shifted) or info.language
+        return WindowResult(shifted, spoken, chooser.probability(spoken))
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model knows languages other than English (loads it)."""
+        return bool(self.whisper.model.is_multilingual)
+
+    @property
+    def _chooser(self) -> _LanguageChooser:
+        model = self.whisper.model
+        if not isinstance(model, _LanguageChooser):
+            model = self.whisper.model = _LanguageChooser(model)
+        return model
 
     def decode_clip(
         self, samples: Any, settings: RecognitionSettings, language: str | None
     ) -> list[Segment]:
+        self._chooser.start(active=False)
         raw, _ = self.whisper.transcribe(
             samples,
             temperature=list(settings.temperatures),
@@ -185,6 +239,9 @@ class FasterWhisperTranscriber:
     ) -> dict[str, Any]:
         return {
             "language": language,
+            # Per chunk of speech (batched) or per 30 s window (sequential); the
+            # chooser below records each chunk's language and vets unsure ones.
+            "multilingual": self._chooser.active,
             "beam_size": settings.beam_size,
             "word_timestamps": settings.word_timestamps,
             "initial_prompt": settings.initial_prompt,
@@ -213,7 +270,11 @@ class FasterWhisperTranscriber:
         )
         if speech is not None:
             raw = _restore_times(raw, speech)
-        return list(_reporting(raw, on_progress)), info
+        # Whisper's loop detects a window's language just before decoding it and yields
+        # its segments lazily, so the latest detection is each segment's language.
+        chooser = self._chooser
+        latest = (lambda _: chooser.chosen[-1][0]) if chooser.active else None
+        return list(_reporting(raw, on_progress, latest)), info
 
     def _decode_batched(
         self,
@@ -222,9 +283,9 @@ class FasterWhisperTranscriber:
         language: str | None,
         on_progress: WindowProgress | None,
     ) -> tuple[list[Segment], Any]:
-        from faster_whisper import BatchedInferencePipeline
-
         if self._batched is None:
+            from faster_whisper import BatchedInferencePipeline
+
             self._batched = BatchedInferencePipeline(self.whisper)
         # The speech is packed into chunks of at most 30 s (Whisper's input), exactly
         # as faster-whisper's VAD filter does; without VAD, plain 30 s slices.
@@ -245,12 +306,68 @@ class FasterWhisperTranscriber:
         )
         if speech is not None:
             raw = _restore_times(raw, speech)
+        chooser = self._chooser
+        of_chunk = None
+        if chooser.active:
+            # A segment's seek is its chunk's offset in frames (100 a second); chunks
+            # were detected in order. One frame of slack for rounding.
+            seeks = [round(clip["start"] * 100) for clip in clips]
+
+            def of_chunk(item: Any) -> str:
+                return chooser.chosen[max(bisect.bisect_right(seeks, item.seek + 1) - 1, 0)][0]
+
         segments = [
             s
-            for s in _reporting(raw, on_progress)
+            for s in _reporting(raw, on_progress, of_chunk)
             if not is_silence(s.avg_logprob, s.no_speech_prob)
         ]
         return segments, info
+
+
+class _LanguageChooser:
+    """Stands in for CTranslate2's Whisper model to see, and vet, each chunk's language.
+
+    Asked to (``multilingual``), faster-whisper detects the language of every
+    chunk of speech and decodes each in its own, but reports none of them.
+    This records each detection in order, and lets a chunk whose language is
+    unsure keep the recording's language so far. All else is the model's own.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        self.active = False
+        self.prior: str | None = None
+        self.chosen: list[tuple[str, float]] = []  # (language, probability) per chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def start(self, active: bool, prior: str | None = None) -> None:
+        self.active, self.prior, self.chosen = active, prior, []
+
+    def detect_language(self, features: Any, *args: Any, **kwargs: Any) -> Any:
+        results = self._model.detect_language(features, *args, **kwargs)
+        if not self.active:
+            return results
+        for ranked in results:  # per item: [(token like "<|de|>", probability), ...] best first
+            usual = self.prior or self.majority_chosen()
+            if ranked[0][1] < LANGUAGE_THRESHOLD and usual is not None:
+                wanted = f"<|{usual}|>"
+                ranked.sort(key=lambda item: item[0] != wanted)  # stable: the rest keep order
+            token, probability = ranked[0]
+            self.chosen.append((token[2:-2], float(probability)))
+        return results
+
+    def majority_chosen(self) -> str | None:
+        if not self.chosen:
+            return None
+        languages = [language for language, _ in self.chosen]
+        return max(languages, key=languages.count)
+
+    def probability(self, language: str) -> float:
+        """How surely the chunks in ``language`` were detected (their mean)."""
+        found = [p for chosen, p in self.chosen if chosen == language]
+        return sum(found) / len(found) if found else 0.0
 
 
 def _speech_only(
@@ -337,10 +454,16 @@ def _load_from_hub(name: str, device: str, compute_type: str, cpu_threads: int) 
         ) from exc
 
 
-def _reporting(raw: Iterable[Any], on_progress: WindowProgress | None) -> Iterator[Segment]:
+def _reporting(
+    raw: Iterable[Any],
+    on_progress: WindowProgress | None,
+    language_of: Callable[[Any], str] | None = None,
+) -> Iterator[Segment]:
     """Convert faster-whisper's lazily decoded segments, reporting each as it arrives."""
     for item in raw:
         segment = _from_faster_whisper(item)
+        if language_of is not None:
+            segment = replace(segment, language=language_of(item))
         if on_progress is not None:
             on_progress(segment.end)
         yield segment
@@ -348,8 +471,7 @@ def _reporting(raw: Iterable[Any], on_progress: WindowProgress | None) -> Iterat
 
 def _from_faster_whisper(segment: Any) -> Segment:
     words = tuple(
-        Word.from_whisper(w.start, w.end, w.word, w.probability)
-        for w in (segment.words or ())
+        Word.from_whisper(w.start, w.end, w.word, w.probability) for w in (segment.words or ())
     )
     return Segment(
         start=segment.start,

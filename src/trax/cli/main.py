@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sys
 from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -14,7 +17,8 @@ import click
 if TYPE_CHECKING:
     from trax.config import Config
     from trax.core import Transcript
-    from trax.store import SqlTranscriptStore
+    from trax.eval.asr import AsrReport
+    from trax.store import Database, SqlTranscriptStore
     from trax.store.cache import SqlStageCache
 
 EXIT_FAILED = 1
@@ -39,6 +43,16 @@ def fail(problem: str | BaseException, code: int = EXIT_USAGE) -> NoReturn:
     sys.exit(code)
 
 
+NEVER_CREATE = frozenset(
+    {"list", "show", "export", "search", "jobs list", "jobs show", "cache stats", "delete"}
+    | {"cache clear", "cache prune"}
+)
+"""Commands that only read or remove: with no database yet they see an empty library,
+and create neither a file nor a schema (an older Trax schema is still upgraded: see
+``Database.has_library``). Listed here by name because ``Context.store`` is where every
+command, in whichever module, opens the database."""
+
+
 class Context:
     """What every command shares: the configuration (read once) and the database."""
 
@@ -57,12 +71,28 @@ class Context:
     def store(self) -> SqlTranscriptStore:
         from trax.store import DatabaseError, SqlTranscriptStore, open_database
 
+        current = click.get_current_context(silent=True)
+        command = " ".join(current.command_path.split()[1:]) if current else ""
         try:
             database = open_database(self.database_url)
-            database.ensure_schema()
+            if command in NEVER_CREATE:
+                if not database.has_library():
+                    database = _empty_library()
+            else:
+                database.ensure_schema()
         except DatabaseError as exc:
             fail(exc)
         return SqlTranscriptStore(database)
+
+
+def _empty_library() -> Database:
+    """A new, empty library in memory: what read-only commands see before anything is
+    stored, with every table they query, and gone when the process ends."""
+    from trax.store import Database
+
+    database = Database("sqlite://")
+    database.ensure_schema()
+    return database
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -142,13 +172,47 @@ def clock(seconds: float | None) -> str:
 # --------------------------------------------------------------------------- browse
 
 
+_AGE = re.compile(r"(\d+)\s*([mhdw])")
+_AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO date or time (local time unless it names a zone), or an age: 30m, 3h, 2d, 1w."""
+    age = _AGE.fullmatch(text.strip().lower())
+    if age:
+        return datetime.now(UTC) - timedelta(**{_AGE_UNITS[age[2]]: int(age[1])})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        fail(
+            f"--since {text!r}: expected a date or time (2026-05-01, 2026-05-01T14:30) "
+            "or an age (30m, 3h, 2d, 1w)"
+        )
+    return moment.astimezone()  # a naive time is the user's local time
+
+
 @cli.command("list")
 @click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--path", "path_part", metavar="TEXT", help="Only media whose path contains TEXT (any case)."
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only transcripts made since WHEN: 2026-05-01[T14:30], or 30m, 3h, 2d, 1w ago.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_context
-def list_(obj: Context, limit: int, as_json: bool) -> None:
-    """List stored transcripts, newest first."""
-    summaries = obj.store().summaries(limit)
+def list_(
+    obj: Context, limit: int, path_part: str | None, since: str | None, as_json: bool
+) -> None:
+    """List stored transcripts, newest first.
+
+    VER shows which transcript of its file each is (v2/3: the second of three),
+    when a file has several.
+    """
+    after = parse_since(since) if since is not None else None
+    summaries = obj.store().summaries(limit, path=path_part, since=after)
     if as_json:
         rows = [
             {
@@ -160,20 +224,66 @@ def list_(obj: Context, limit: int, as_json: bool) -> None:
                 "language": s.language,
                 "words": s.words,
                 "created_at": s.created_at.isoformat(),
+                "version": s.version,
+                "versions": s.versions,
             }
             for s in summaries
         ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not summaries:
-        click.echo("no transcripts yet: run `trax transcribe FILE`", err=True)
+        if path_part or since:
+            click.echo("no transcripts match", err=True)
+        else:
+            click.echo("no transcripts yet: run `trax transcribe FILE`", err=True)
         return
-    click.echo(f"{'ID':>5}  {'CREATED':16}  {'AUDIO':>7}  {'PIPE':4}  {'WORDS':>6}  PATH")
+    click.echo(
+        f"{'ID':>5}  {'CREATED':16}  {'AUDIO':>7}  {'PIPE':4}  {'WORDS':>6}  {'VER':>5}  PATH"
+    )
     for s in summaries:
+        version = f"v{s.version}/{s.versions}" if s.versions > 1 else ""
         click.echo(
             f"{s.id:>5}  {s.created_at:%Y-%m-%d %H:%M}  {clock(s.duration_s):>7}  "
-            f"{s.pipeline:4}  {s.words:>6}  {s.path}"
+            f"{s.pipeline:4}  {s.words:>6}  {version:>5}  {s.path}"
         )
+
+
+@cli.command()
+@click.argument("transcript_ids", metavar="[ID]...", nargs=-1, type=int)
+@click.option(
+    "--media",
+    "media_paths",
+    metavar="PATH",
+    multiple=True,
+    help="Every transcript of this media file (repeatable).",
+)
+@pass_context
+def delete(obj: Context, transcript_ids: tuple[int, ...], media_paths: tuple[str, ...]) -> None:
+    """Delete transcripts by id, or all of a media file's; with them go their search
+    entries and, once no transcript of a file is left, its cached stage results.
+
+    Nothing is asked: what is named is deleted, in one transaction.
+    """
+    if not transcript_ids and not media_paths:
+        fail("name the transcripts to delete: trax delete ID... or --media PATH (see `trax list`)")
+    # Stored paths are absolute and resolved (older ones: as given when transcribed).
+    wanted = {p: {p, str(Path(p).absolute()), str(Path(p).resolve())} for p in media_paths}
+    removal = obj.store().delete(transcript_ids, [p for ps in wanted.values() for p in ps])
+    for transcript_id, path in removal.transcripts:
+        click.echo(f"deleted #{transcript_id}  {path}")
+    removed = {path for _, path in removal.transcripts}
+    missing = [f"no transcript with id {i}" for i in removal.unknown_ids]
+    missing += [f"no transcripts of {p}" for p, forms in wanted.items() if not forms & removed]
+    for problem in missing:
+        click.echo(f"error: {problem}", err=True)
+    if removal.transcripts:
+        click.echo(
+            f"deleted {len(removal.transcripts)} transcript(s); forgot {len(removal.media)} "
+            f"media file(s) and {removal.cache_entries} cache entries",
+            err=True,
+        )
+    if missing:
+        sys.exit(EXIT_FAILED)
 
 
 def _load(obj: Context, transcript_id: int) -> Transcript:
@@ -218,31 +328,56 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
 
 @cli.command()
 @click.argument("transcript_id", type=int)
-@click.option("-f", "--format", "fmt", default="srt", show_default=True)
+@click.option(
+    "-f",
+    "--format",
+    "fmt",
+    default="srt",
+    show_default=True,
+    help="txt,srt,vtt,json,tsv,md (several, comma-separated) or all.",
+)
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="File to write (default: standard output).",
+    type=click.Path(),
+    help="File to write (default: standard output). A folder (existing, or ending in /) "
+    "gets MEDIA-NAME.EXT per format; with several formats any other path is a base "
+    "name: -o out/talk writes out/talk.srt, out/talk.vtt.",
 )
 @pass_context
-def export(obj: Context, transcript_id: int, fmt: str, output: Path | None) -> None:
-    """Export a stored transcript to a file."""
-    from trax.export import export_transcript, get_exporter
+def export(obj: Context, transcript_id: int, fmt: str, output: str | None) -> None:
+    """Export a stored transcript to files or standard output."""
+    from trax.export import export_transcript, get_exporter, parse_formats
 
     try:
-        exporter = get_exporter(fmt.lower())
+        formats = parse_formats(fmt)
     except ValueError as exc:
         fail(exc)
-    transcript = _load(obj, transcript_id)
-    if output is None or str(output) == "-":
-        click.echo(exporter.render(transcript), nl=False)
+    if output is None or output == "-":
+        if len(formats) > 1:
+            fail(
+                f"{len(formats)} formats need -o: a folder, or a base name "
+                "(-o out/talk writes out/talk.srt, out/talk.vtt)"
+            )
+        transcript = _load(obj, transcript_id)
+        click.echo(get_exporter(formats[0]).render(transcript), nl=False)
         return
-    try:
-        export_transcript(transcript, exporter.name, output)
-    except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror or exc}")
-    click.echo(f"wrote {output}", err=True)
+    transcript = _load(obj, transcript_id)
+    extensions = [get_exporter(name).extension for name in formats]
+    base = Path(output)
+    if base.is_dir() or output.endswith(("/", os.sep)):
+        stem = Path(transcript.media.path).stem
+        targets = [base / f"{stem}{ext}" for ext in extensions]
+    elif len(formats) == 1:
+        targets = [base]
+    else:
+        targets = [base.with_name(base.name + ext) for ext in extensions]
+    for name, target in zip(formats, targets, strict=True):
+        try:
+            export_transcript(transcript, name, target)
+        except OSError as exc:
+            fail(f"cannot write {target}: {exc.strerror or exc}")
+        click.echo(f"wrote {target}", err=True)
 
 
 # --------------------------------------------------------------------------- registry
@@ -320,8 +455,8 @@ def upgrade(obj: Context) -> None:
     from trax.store import DatabaseError, open_database, redact
     from trax.store.migrate import upgrade as run_upgrade
 
-    database = open_database(obj.database_url)
     try:
+        database = open_database(obj.database_url)
         before, after = run_upgrade(database)
     except DatabaseError as exc:
         fail(exc)
@@ -364,11 +499,11 @@ def eval_() -> None:
     is_flag=True,
     help="Also score raw faster-whisper (same model and beam) for comparison.",
 )
-@click.option("--force", is_flag=True, help="Transcribe again even if stored.")
+@click.option(
+    "--force", is_flag=True, help="Transcribe every clip, even copies of the same recording."
+)
 @click.option("--json", "as_json", is_flag=True)
-@pass_context
 def eval_asr(
-    obj: Context,
     directory: Path,
     refs_path: Path,
     pipeline_name: str,
@@ -379,7 +514,76 @@ def eval_asr(
     force: bool,
     as_json: bool,
 ) -> None:
-    """Word error rate of a pipeline against reference transcripts."""
+    """Word error rate of a pipeline against reference transcripts.
+
+    Clips are transcribed into a temporary database, removed afterwards: your
+    library is never read or written.
+    """
+    import tempfile
+
+    from trax.errors import TraxError
+    from trax.eval import require
+
+    try:
+        require("jiwer", "whisper_normalizer")
+    except TraxError as exc:
+        fail(exc)
+    with tempfile.TemporaryDirectory(prefix="trax-eval-") as folder:
+        from trax.store import Database
+
+        database = Database(f"sqlite:///{Path(folder) / 'eval.db'}")
+        try:
+            reports = _score_asr(
+                database,
+                directory,
+                refs_path,
+                pipeline_name,
+                model,
+                beam_size,
+                language,
+                baseline,
+                force,
+            )
+        finally:
+            database.dispose()
+
+    if as_json:
+        payload = {
+            "normaliser": _normaliser_name(language),
+            "systems": [r.to_dict() for r in reports],
+        }
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    names = max([4, *(len(f.name) for f in reports[0].files)])
+    widths = [max(len(r.system), 6) for r in reports]
+    click.echo(
+        f"{'FILE':{names}}  "
+        + "  ".join(f"{r.system:>{w}}" for r, w in zip(reports, widths, strict=True))
+    )
+    for rows in zip(*(r.files for r in reports), strict=True):
+        cells = "  ".join(f"{f.wer:>{w}.1%}" for f, w in zip(rows, widths, strict=True))
+        click.echo(f"{rows[0].name:{names}}  {cells}")
+    click.echo("")
+    for r in reports:
+        speed = f", {r.audio_s / r.elapsed_s:.0f}× real time" if r.elapsed_s else ""
+        click.echo(
+            f"{r.system}: WER {r.wer:.2%} over {r.reference_words} words "
+            f"(S {r.substitutions}, D {r.deletions}, I {r.insertions}){speed}"
+        )
+    click.echo(f"normalised with {_normaliser_name(language)}", err=True)
+
+
+def _score_asr(
+    database: Database,
+    directory: Path,
+    refs_path: Path,
+    pipeline_name: str,
+    model: str,
+    beam_size: int,
+    language: str,
+    baseline: bool,
+    force: bool,
+) -> list[AsrReport]:
     from trax.asr import ModelError, resolve_model
     from trax.core import TranscriptionSettings
     from trax.errors import TraxError
@@ -389,7 +593,7 @@ def eval_asr(
 
     try:
         references = read_references(refs_path)
-        clips = match_audio(directory, references)
+        clips, missing = match_audio(directory, references)
         resolved = resolve_model(model)
         settings = TranscriptionSettings(
             pipeline=pipeline_name,
@@ -397,10 +601,17 @@ def eval_asr(
             beam_size=beam_size,
             language=None if language == "auto" else language,
         )
-        service = TranscriptionService.open(obj.store().database)
+        service = TranscriptionService.open(database)
         service.pipeline(settings)
     except TraxError as exc:
         fail(exc)
+    if missing:
+        shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+        click.echo(
+            f"warning: {len(missing)} reference(s) name clips not in {directory}, "
+            f"scored without them: {shown}",
+            err=True,
+        )
 
     def trax_recognise(path: Path) -> tuple[str, float, bool]:
         transcript, cached = service.transcribe(path, settings, force=force)
@@ -427,25 +638,7 @@ def eval_asr(
         fail(exc)
     except MediaError as exc:
         fail(f"cannot transcribe a reference clip: {exc}")
-
-    if as_json:
-        payload = {
-            "normaliser": _normaliser_name(language),
-            "systems": [r.to_dict() for r in reports],
-        }
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
-        return
-    click.echo(f"{'FILE':24} " + " ".join(f"{r.system[:22]:>22}" for r in reports))
-    for rows in zip(*(r.files for r in reports), strict=True):
-        click.echo(f"{rows[0].name[:24]:24} " + " ".join(f"{f.wer:>21.1%} " for f in rows))
-    click.echo("")
-    for r in reports:
-        speed = f", {r.audio_s / r.elapsed_s:.0f}× real time" if r.elapsed_s else ""
-        click.echo(
-            f"{r.system}: WER {r.wer:.2%} over {r.reference_words} words "
-            f"(S {r.substitutions}, D {r.deletions}, I {r.insertions}){speed}"
-        )
-    click.echo(f"normalised with {_normaliser_name(language)}", err=True)
+    return reports
 
 
 def _normaliser_name(language: str) -> str:
@@ -480,7 +673,12 @@ def eval_diarization(
     as_json: bool,
 ) -> None:
     """Diarization error rate (pyannote.metrics) against a reference RTTM."""
-    from trax.eval import EvalError
+    from trax.eval import EvalError, require
+
+    try:
+        require("pyannote.metrics")
+    except EvalError as exc:
+        fail(exc)
     from trax.eval.diarization import evaluate_diarization, read_rttm, read_uem
 
     if hyp_path is None:

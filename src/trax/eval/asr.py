@@ -128,18 +128,23 @@ def read_references(path: Path) -> dict[str, str]:
     return references
 
 
-def match_audio(directory: Path, references: dict[str, str]) -> list[tuple[str, Path]]:
-    """The audio file of every reference, by stem; every reference must have one."""
+def match_audio(
+    directory: Path, references: dict[str, str]
+) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The audio file of every reference, by stem, and the references without one.
+
+    Clips missing from the folder are left out of the score (the caller warns), so a
+    reference file shared by several folders still scores the clips each one has.
+    """
     if not directory.is_dir():
         raise EvalError(f"not a directory: {directory}")
     audio = {p.stem: p for p in sorted(directory.iterdir()) if p.suffix.lower() in MEDIA_EXTENSIONS}
     if not audio:
         raise EvalError(f"no media files in {directory}")
-    missing = sorted(set(references) - set(audio))
-    if missing:
-        shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise EvalError(f"{len(missing)} reference(s) name audio not found in {directory}: {shown}")
-    return [(stem, audio[stem]) for stem in sorted(references)]
+    found = [(stem, audio[stem]) for stem in sorted(references) if stem in audio]
+    if not found:
+        raise EvalError(f"none of the {len(references)} reference(s) names a clip in {directory}")
+    return found, sorted(set(references) - set(audio))
 
 
 def normaliser(language: str = "en") -> Callable[[str], str]:

@@ -6,7 +6,7 @@ import json
 from pathlib import PurePath
 
 from trax.core import Transcript
-from trax.export.subtitles import build_cues, render_srt, render_vtt
+from trax.export.subtitles import SubtitleOptions, build_cues, render_srt, render_vtt
 from trax.payload import to_payload
 
 
@@ -22,19 +22,29 @@ class TxtExporter:
 
 
 class SrtExporter:
+    """SubRip subtitles: cues laid out and timed by ``options`` (defaults if omitted)."""
+
     name = "srt"
     extension = ".srt"
 
+    def __init__(self, options: SubtitleOptions | None = None) -> None:
+        self.options = SubtitleOptions() if options is None else options
+
     def render(self, transcript: Transcript) -> str:
-        return render_srt(build_cues(transcript.segments))
+        return render_srt(build_cues(transcript.segments, self.options))
 
 
 class VttExporter:
+    """WebVTT subtitles: cues laid out and timed by ``options`` (defaults if omitted)."""
+
     name = "vtt"
     extension = ".vtt"
 
+    def __init__(self, options: SubtitleOptions | None = None) -> None:
+        self.options = SubtitleOptions() if options is None else options
+
     def render(self, transcript: Transcript) -> str:
-        return render_vtt(build_cues(transcript.segments))
+        return render_vtt(build_cues(transcript.segments, self.options))
 
 
 class JsonExporter:

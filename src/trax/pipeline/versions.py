@@ -59,6 +59,7 @@ class PipelineVersion:
 
 
 def _v1_stages(settings: TranscriptionSettings, transcriber: Transcriber) -> list[Stage]:
+    from trax.asr.sentences import SentenceSettings, SentenceStage
     from trax.asr.stages import (
         RecognitionStage,
         RedecodeSettings,
@@ -93,11 +94,14 @@ def _v1_stages(settings: TranscriptionSettings, transcriber: Transcriber) -> lis
     if settings.batched:
         redecode = RedecodeSettings(COMPRESSION_RATIO_THRESHOLD, LOG_PROB_THRESHOLD)
         stages.append(RedecodeStage(redecode, recognition, transcriber))
+    if settings.word_timestamps:
+        stages.append(SentenceStage(SentenceSettings()))
     return stages
 
 
 def _v1_describe() -> tuple[StageInfo, ...]:
     from trax.asr.models import DEFAULT_MODEL, model_unavailable
+    from trax.asr.sentences import SentenceStage
     from trax.asr.stages import RecognitionStage, RedecodeStage, VoiceActivityStage
 
     missing = model_unavailable(DEFAULT_MODEL)
@@ -105,6 +109,7 @@ def _v1_describe() -> tuple[StageInfo, ...]:
         _info(VoiceActivityStage, "unless --no-vad", None),
         _info(RecognitionStage, "always", missing),
         _info(RedecodeStage, "batched decoding (not with --sequential)", missing),
+        _info(SentenceStage, "with word timestamps", None),
     )
 
 

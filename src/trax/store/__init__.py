@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trax.store.database import Database, DatabaseError, default_url, open_database, redact
 from trax.store.transcripts import (
+    Removal,
     SqlTranscriptStore,
     TranscriptStore,
     TranscriptSummary,
@@ -13,6 +14,7 @@ from trax.store.transcripts import (
 __all__ = [
     "Database",
     "DatabaseError",
+    "Removal",
     "SqlTranscriptStore",
     "TranscriptStore",
     "TranscriptSummary",

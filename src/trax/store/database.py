@@ -297,21 +297,23 @@ def _sqlite_path(engine: Engine) -> str | None:
     return path
 
 
-def _create_private(path: str) -> None:
-    """Make the database's folder (0700) and file (0600) before SQLite does.
+def _create_private(path: str, create_folder: bool) -> None:
+    """Make the database file (0600), and its folder (0700) when allowed, before SQLite does.
 
     SQLite creates files with the process umask (world-readable under the usual
     022), and gives its -wal and -shm files the database file's own mode; the
     transcripts are nobody else's business. Existing files and folders are left
-    as their owner set them.
+    as their owner set them. Only the default location's folder is made: a folder
+    named in a URL that does not exist is a typo far more often than a wish.
     """
     folder = Path(path).parent
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DatabaseError(
-            f"cannot create the database folder {folder}: {exc.strerror or exc}"
-        ) from exc
+    if create_folder:
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create the database folder {folder}: {exc.strerror or exc}"
+            ) from exc
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
@@ -320,11 +322,61 @@ def _create_private(path: str) -> None:
         pass  # SQLite tries again on connect and says why it cannot
 
 
+SUPPORTED = (
+    "Trax supports SQLite (sqlite:///path/trax.db) and PostgreSQL (postgresql://user@host/trax)"
+)
+
+_DRIVERS = {"sqlite", "sqlite+pysqlite", "postgresql+psycopg"}
+"""The SQLAlchemy drivers Trax is built and tested with (``normalise_url`` maps
+``postgresql://`` to psycopg 3)."""
+
+
+def _check_url(url: str, create_folder: bool) -> None:
+    """Refuse, in one line, a URL that would make Trax use a database nobody meant.
+
+    Without a database name, PostgreSQL connects to the server's default database
+    (``postgres``, or the user's own) and Trax would add its tables there; an
+    unsupported driver would only fail later with an import error.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(f"invalid database URL {redact(url)}: {SUPPORTED}") from exc
+    if parsed.drivername not in _DRIVERS:
+        raise DatabaseError(f"unsupported database URL {redact(url)}: {SUPPORTED}")
+    if parsed.get_backend_name() == "postgresql":
+        if not parsed.database and not parsed.query.get("dbname"):
+            raise DatabaseError(
+                f"no database named in {redact(url)}: name the database in the URL, "
+                "e.g. postgresql://user@host/trax"
+            )
+        return
+    path = parsed.database or ""
+    if path and path != ":memory:" and not path.startswith("file:") and not create_folder:
+        folder = Path(path).parent
+        if not folder.is_dir():
+            raise DatabaseError(
+                f"the database folder {folder} does not exist: create it, or name another file"
+            )
+
+
 class Database:
-    def __init__(self, url: str) -> None:
+    """One database: its engine and sessions, and its schema brought up to date on first use.
+
+    ``create_folder`` allows making a missing folder for a SQLite file: only the
+    default location under the user data folder is made (see ``open_database``).
+    Nothing is created here: a SQLite file appears on the first connection, which
+    read-only code avoids making (``has_library``).
+    """
+
+    def __init__(self, url: str, create_folder: bool = False) -> None:
         from sqlalchemy import create_engine, event
 
         self.url = normalise_url(url)
+        _check_url(self.url, create_folder)
         kwargs: dict[str, Any] = {}
         if self.url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
@@ -337,8 +389,13 @@ class Database:
                 f"invalid database URL {redact(self.url)}: {scrub(str(exc))}"
             ) from exc
         path = _sqlite_path(self.engine)
+        self.file = Path(path) if path is not None else None
         if path is not None:
-            _create_private(path)  # before the first connection creates it
+
+            def create_private(*_: object) -> None:
+                _create_private(path, create_folder)  # before SQLite creates it
+
+            event.listen(self.engine, "do_connect", create_private)
         # The database for messages: its file, or its URL without passwords.
         self.where = path if path is not None else redact(self.url)
         if self.engine.dialect.name == "sqlite":
@@ -390,8 +447,53 @@ class Database:
                     upgrade(self)
                 self._upgraded = True
 
+    def has_library(self) -> bool:
+        """Whether there is a Trax schema to read; never creates one, nor a file.
+
+        For read-only commands: False means nothing is stored yet (no SQLite file,
+        an empty one, or a PostgreSQL database without Trax's tables). An existing
+        schema of an older Trax is upgraded, as any command would: the upgrade is
+        one transaction, and refusing would leave the user's transcripts
+        unreadable until some write happened to upgrade them. A SQLite file
+        holding other tables is refused by the upgrade, as it is for writes.
+        """
+        if self._upgraded:
+            return True
+        if self.file is not None:
+            if not self.file.exists() or not _sqlite_has_tables(self.file, self.where):
+                return False
+        elif self.dialect == "postgresql":
+            from sqlalchemy import text
+            from sqlalchemy.exc import DBAPIError
+
+            probe = text("SELECT to_regclass('alembic_version') IS NOT NULL")
+            try:
+                with self.engine.connect() as connection:
+                    if not connection.execute(probe).scalar():
+                        return False
+            except DBAPIError as exc:  # as ``migrate.upgrade`` says it
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+                raise DatabaseError(f"cannot open database {self.where}: {scrub(reason)}") from exc
+        self.ensure_schema()
+        return True
+
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _sqlite_has_tables(path: Path, where: str) -> bool:
+    """Whether a SQLite file holds any table, asked without the engine: its connections
+    switch the file to WAL, which writes to it."""
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        # mode=rw: never creates the file (and reads a WAL database, unlike mode=ro).
+        with closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=rw", uri=True)) as conn:
+            return bool(conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0])
+    except sqlite3.Error as exc:
+        message = _fatal_message(where, exc)
+        raise DatabaseError(message or f"cannot open database {where}: {exc}") from exc
 
 
 SQLITE_BEGIN = "trax_sqlite_begin"
@@ -412,6 +514,12 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # SQLite's lower() folds ASCII only; ``trax list --path`` matches "zürich" in "Zürich".
+    dbapi_connection.create_function("trax_lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -424,9 +532,16 @@ _databases_lock = threading.Lock()
 
 
 def open_database(url: str | None = None) -> Database:
-    """The process-wide ``Database`` for ``url`` (default: ``default_url()``)."""
-    key = normalise_url(url or default_url())
+    """The process-wide ``Database`` for ``url`` (default: the configured one, else SQLite
+    in the user data folder, the only database whose folder Trax makes)."""
+    create_folder = False
+    if url is None:
+        from trax.config import load_config
+
+        config = load_config()
+        url, create_folder = config.database, config.database_url is None
+    key = normalise_url(url)
     with _databases_lock:
         if key not in _databases:
-            _databases[key] = Database(key)
+            _databases[key] = Database(key, create_folder)
         return _databases[key]

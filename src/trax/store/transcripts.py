@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from trax.core import MediaInfo, Transcript
+from trax.core import MediaInfo, StageRecord, Transcript
 from trax.failpoints import failpoint
 from trax.payload import (
     SCHEMA_VERSION,
@@ -21,7 +21,7 @@ from trax.payload import (
     stages_to_list,
 )
 from trax.store.database import Database
-from trax.store.models import MediaFileRow, TranscriptRow
+from trax.store.models import CacheEntryRow, MediaFileRow, TranscriptRow
 from trax.store.search import index_transcript
 
 if TYPE_CHECKING:
@@ -45,6 +45,22 @@ class TranscriptSummary:
     words: int
     created_at: datetime
     preview: str
+    version: int = 1
+    """This transcript's place among its media file's transcripts, oldest first."""
+    versions: int = 1
+    """How many transcripts of the same media file are stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What ``SqlTranscriptStore.delete`` removed."""
+
+    transcripts: list[tuple[int, str]]
+    """(id, media path) of every transcript removed, in id order."""
+    media: list[str]
+    """Paths of the media files left without any transcript, forgotten with their cache."""
+    cache_entries: int
+    unknown_ids: list[int]
 
 
 class TranscriptStore(Protocol):
@@ -53,7 +69,9 @@ class TranscriptStore(Protocol):
     ) -> Transcript | None: ...
     def save(self, transcript: Transcript, checks: Sequence[SaveCheck] = ()) -> Transcript: ...
     def get(self, transcript_id: int) -> Transcript | None: ...
-    def summaries(self, limit: int = 50) -> list[TranscriptSummary]: ...
+    def summaries(
+        self, limit: int = 50, path: str | None = None, since: datetime | None = None
+    ) -> list[TranscriptSummary]: ...
 
 
 def transcript_metrics(transcript: Transcript) -> dict[str, Any]:
@@ -147,30 +165,142 @@ class SqlTranscriptStore:
             failpoint("store.commit")
             return replace(transcript, id=row.id, created_at=row.created_at)
 
-    def summaries(self, limit: int = 50) -> list[TranscriptSummary]:
-        from sqlalchemy import select
+    def summaries(
+        self, limit: int = 50, path: str | None = None, since: datetime | None = None
+    ) -> list[TranscriptSummary]:
+        """The newest transcripts, optionally of media whose path contains ``path`` (any
+        case) and made since ``since``.
 
+        Only the listed columns are read, not the segments: ``trax list`` stays fast
+        on a library of long recordings.
+        """
+        from sqlalchemy import func, select
+        from sqlalchemy.orm import aliased
+
+        other = aliased(TranscriptRow)
+        same_media = other.media_id == TranscriptRow.media_id
+        query = (
+            select(
+                TranscriptRow.id,
+                MediaFileRow.path,
+                MediaFileRow.duration_s,
+                TranscriptRow.pipeline,
+                TranscriptRow.model_id,
+                TranscriptRow.language,
+                TranscriptRow.metrics,
+                TranscriptRow.created_at,
+                func.substr(TranscriptRow.text, 1, 60),
+                select(func.count())
+                .where(same_media, other.id <= TranscriptRow.id)
+                .scalar_subquery(),
+                select(func.count()).where(same_media).scalar_subquery(),
+            )
+            .join(MediaFileRow)
+            .order_by(TranscriptRow.id.desc())
+            .limit(limit)
+        )
+        if path:
+            lower = func.trax_lower if self.database.dialect == "sqlite" else func.lower
+            query = query.where(lower(MediaFileRow.path).contains(path.lower(), autoescape=True))
+        if since is not None:
+            # Stored in UTC (SQLite keeps the digits without the zone): compare in UTC.
+            query = query.where(TranscriptRow.created_at >= since.astimezone(UTC))
         with self.database.session() as session:
-            rows = session.execute(
-                select(TranscriptRow, MediaFileRow)
-                .join(MediaFileRow)
-                .order_by(TranscriptRow.id.desc())
-                .limit(limit)
-            ).all()
             return [
                 TranscriptSummary(
-                    id=t.id,
-                    path=m.path,
-                    duration_s=m.duration_s,
-                    pipeline=t.pipeline,
-                    model_id=t.model_id,
-                    language=t.language,
-                    words=int(t.metrics.get("words", 0)),
-                    created_at=t.created_at,
-                    preview=t.text[:60],
+                    id=row[0],
+                    path=row[1],
+                    duration_s=row[2],
+                    pipeline=row[3],
+                    model_id=row[4],
+                    language=row[5],
+                    words=int(row[6].get("words", 0)),
+                    created_at=row[7],
+                    preview=row[8],
+                    version=row[9],
+                    versions=row[10],
                 )
-                for t, m in rows
+                for row in session.execute(query)
             ]
+
+    def delete(self, ids: Sequence[int] = (), paths: Sequence[str] = ()) -> Removal:
+        """Remove transcripts by id and every transcript of media stored under ``paths``.
+
+        One transaction: their segments and search rows go with them (foreign keys
+        and, on SQLite, the FTS trigger), jobs that made them keep their record
+        without the link, the newest remaining transcript of a file becomes the one
+        search covers, and a media file left without transcripts is forgotten along
+        with its cached stage results. Unknown ids are returned, not raised.
+        """
+        from sqlalchemy import delete, func, or_, select, update
+
+        query = (
+            select(TranscriptRow.id, TranscriptRow.media_id, TranscriptRow.stages, MediaFileRow)
+            .join(MediaFileRow)
+            .where(or_(TranscriptRow.id.in_(ids), MediaFileRow.path.in_(paths)))
+            .order_by(TranscriptRow.id)
+            # Saves of the same file wait (they lock its media row): the choice of
+            # its current transcript, and whether any is left, stay true until commit.
+            .with_for_update(of=MediaFileRow)
+        )
+        with self.database.transaction() as session:
+            rows = session.execute(query).all()
+            found = {row.id for row in rows}
+            session.execute(
+                delete(TranscriptRow)
+                .where(TranscriptRow.id.in_(found))
+                .execution_options(synchronize_session=False)
+            )
+            forgotten: list[str] = []
+            cache_keys: set[str] = set()
+            for media in {row.MediaFileRow.id: row.MediaFileRow for row in rows}.values():
+                newest = session.execute(
+                    select(func.max(TranscriptRow.id)).where(TranscriptRow.media_id == media.id)
+                ).scalar()
+                if newest is None:
+                    forgotten.append(media.path)
+                    for row in rows:
+                        if row.media_id == media.id:
+                            cache_keys |= _cache_keys(media.sha256, row.stages)
+                    session.execute(delete(MediaFileRow).where(MediaFileRow.id == media.id))
+                else:  # the current transcript may have gone: the newest left takes over
+                    session.execute(
+                        update(TranscriptRow)
+                        .where(TranscriptRow.id == newest, TranscriptRow.is_current.is_(False))
+                        .values(is_current=True)
+                    )
+            cached = 0
+            if cache_keys:
+                result = session.execute(
+                    delete(CacheEntryRow).where(CacheEntryRow.key.in_(cache_keys))
+                )
+                cached = int(result.rowcount)  # type: ignore[attr-defined]
+            return Removal(
+                transcripts=[(row.id, row.MediaFileRow.path) for row in rows],
+                media=sorted(forgotten),
+                cache_entries=cached,
+                unknown_ids=[i for i in dict.fromkeys(ids) if i not in found],
+            )
+
+
+def _cache_keys(sha256: str, stages: Any) -> set[str]:
+    """The stage cache keys a transcript's run used (see ``Pipeline.run``).
+
+    Each stage's key chains its input's key with its own record, from the content
+    hash on, and the stored records are exactly the stages that ran. Schema 1
+    transcripts kept no stage settings, so their keys cannot be known (the
+    entries then expire as usual).
+    """
+    from trax.pipeline.stages import stage_key
+
+    if not isinstance(stages, list):
+        return set()
+    keys, key = set(), sha256
+    for stage in stages:
+        record = StageRecord(stage["name"], stage["version"], stage.get("settings", {}))
+        key = stage_key(key, record)
+        keys.add(key)
+    return keys
 
 
 def _fill_media(row: MediaFileRow, media: MediaInfo) -> None:
