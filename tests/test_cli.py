@@ -16,6 +16,7 @@ from click.testing import CliRunner, Result
 
 from tests.mediafiles import AUDIO, JFK, JFK_TEXT
 from trax.cli import cli
+from trax.payload import SCHEMA_VERSION
 from trax.store.migrate import HEAD_REVISION
 
 TRAX = Path(sys.executable).with_name("trax")
@@ -34,8 +35,14 @@ def test_transcribe_prints_text_stores_and_exports(db_url: str, tmp_path: Path) 
     assert sorted(p.name for p in out.iterdir()) == ["jfk.json", "jfk.srt"]
     assert (out / "jfk.srt").read_text().startswith("1\n00:00:00,")
     exported = json.loads((out / "jfk.json").read_text())
-    assert exported["schema_version"] == 2
-    assert [s["name"] for s in exported["stages"]] == ["decode", "vad", "recognise", "redecode"]
+    assert exported["schema_version"] == SCHEMA_VERSION
+    assert [s["name"] for s in exported["stages"]] == [
+        "decode",
+        "vad",
+        "recognise",
+        "redecode",
+        "sentences",
+    ]
 
     listing = run(db_url, "list")
     assert "jfk.flac" in listing.stdout and "0:11" in listing.stdout
@@ -124,6 +131,33 @@ def test_human_output_for_a_batch(db_url: str, clip_dir: Path, tmp_path: Path) -
     assert quiet.output == ""
 
 
+def test_a_file_with_no_speech_says_so(db_url: str, tmp_path: Path) -> None:
+    """Five seconds of silence: stored and exported (blank), and the user is told."""
+    import numpy as np
+
+    from tests.mediafiles import write_media
+
+    silence = write_media(tmp_path / "silence.wav", np.zeros((1, 5 * 16_000), np.float32), 16_000)
+    out = tmp_path / "out"
+    alone = run(db_url, "transcribe", str(silence), "-o", str(out), "-f", "txt,srt")
+    assert alone.exit_code == 0, alone.output
+    assert alone.stdout == ""
+    [line, told] = alone.stderr.splitlines()
+    assert line.startswith("done") and "] no speech found → " in line
+    assert told == f"no speech found in {silence}"
+    assert (out / "silence.txt").read_text().strip() == "" and (out / "silence.srt").exists()
+
+    both = run(db_url, "transcribe", str(silence), str(JFK), "-o", str(out), "-f", "txt")
+    assert both.exit_code == 0, both.output
+    lines = both.stderr.splitlines()
+    assert [("no speech found" in line) for line in lines[:2]] == [True, False]
+    assert re.fullmatch(r"batch silence.wav-[0-9a-f]{10}: 2 done; no speech found in 1", lines[2])
+    as_json = run(db_url, "transcribe", str(silence), str(JFK), "-f", "none", "--json")
+    summary = json.loads(as_json.stdout)
+    assert summary["no_speech"] == 1
+    assert [f["no_speech"] for f in summary["files"]] == [True, False]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -164,7 +198,10 @@ def test_empty_list_models_pipelines_and_db_upgrade(db_url: str) -> None:
     assert "v4  v3 + speaker diarization  [planned]" in pipelines.stdout
     rows = json.loads(run(db_url, "pipelines", "--json").stdout)
     assert [r["name"] for r in rows] == ["v1", "v2", "v3", "v4"]
-    assert f"already at revision {HEAD_REVISION}" in run(db_url, "db", "upgrade").stdout
+    # Reading created nothing (the PostgreSQL one was migrated by its fixture).
+    upgraded = run(db_url, "db", "upgrade").stdout
+    new = db_url.startswith("sqlite")
+    assert (f"upgraded empty → {HEAD_REVISION}" if new else "already at revision") in upgraded
 
 
 def test_db_upgrade_creates_a_new_database(tmp_path: Path) -> None:
@@ -177,7 +214,8 @@ def test_no_vad_run_records_no_vad_stage(tmp_path: Path) -> None:
     result = run(url, "transcribe", str(JFK), "--no-vad", "-f", "json", "-o", str(tmp_path))
     assert result.exit_code == 0, result.output
     exported = json.loads((tmp_path / "jfk.json").read_text())
-    assert [s["name"] for s in exported["stages"]] == ["decode", "recognise", "redecode"]
+    stages = [s["name"] for s in exported["stages"]]
+    assert stages == ["decode", "recognise", "redecode", "sentences"]
     stored = json.loads(run(url, "show", "1", "--json").stdout)
     assert stored["stages"] == exported["stages"]
     # The same file with VAD is another transcript, not a reuse of this one.
@@ -266,11 +304,14 @@ def test_ctrl_c_stops_cleanly_and_keeps_only_finished_files(tmp_path: Path) -> N
         env=env,
     )
     assert process.stderr is not None
-    first = process.stderr.readline()  # the first file finished
-    assert first.startswith("done")
+    line = " "
+    while line and not line.startswith("done"):  # until the first file finished
+        line = process.stderr.readline()
+    assert line.startswith("done")
     process.send_signal(signal.SIGINT)  # now in the middle of the second one
     _, rest = process.communicate(timeout=120)
     assert process.returncode == 130, rest
+    assert "stopping when the current step of this file ends" in rest
     assert "interrupted:" in rest and "nothing partial was kept" in rest
     listing = json.loads(
         subprocess.run(
@@ -283,3 +324,52 @@ def test_ctrl_c_stops_cleanly_and_keeps_only_finished_files(tmp_path: Path) -> N
     assert exports == sorted(f"{stem}.{ext}" for stem in finished for ext in ("json", "srt"))
     for path in (tmp_path / "out").glob("*.json"):
         json.loads(path.read_text())  # complete, parseable
+
+
+def test_a_second_ctrl_c_quits_at_once_and_leaves_nothing_half_done(tmp_path: Path) -> None:
+    """Sent while the recogniser is busy in native code, where a Python handler waits."""
+    import time
+
+    from sqlalchemy import text
+
+    from tests.test_jobs import long_recording, wait_for
+    from trax.store import Database
+
+    long_recording(tmp_path / "long.wav", 300.0)  # more than one batch of recognition
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    out = tmp_path / "out"
+    database = Database(url)
+    database.ensure_schema()  # to watch the job's progress from the start
+    process = subprocess.Popen(
+        [str(TRAX), "transcribe", str(tmp_path / "long.wav"), "-o", str(out), "-f", "srt,json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"TRAX_DATABASE_URL": url},
+    )
+
+    def position() -> float:
+        with database.engine.connect() as conn:
+            found = conn.execute(text("SELECT max(position_s) FROM jobs")).scalar()
+        return float(found or 0.0)
+
+    try:
+        wait_for(lambda: position() > 0 or process.poll() is not None, timeout=240)
+        assert process.poll() is None, process.communicate()
+        # Just after a progress report: the next one is a batch of recognition away.
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, err = process.communicate(timeout=120)
+        took = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err
+    assert took < 1.5, f"second Ctrl-C took {took:.1f} s"
+    assert "Ctrl-C again to quit now" in err and "quit: nothing partial was kept" in err
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM transcripts")).scalar() == 0
+    database.dispose()
+    assert not out.exists() or list(out.iterdir()) == []

@@ -22,6 +22,7 @@ from trax.core import SAMPLE_RATE, TranscriptionSettings
 from trax.jobs import SqlJobStore
 from trax.jobs.runner import LocalRunner
 from trax.media import PyAVDecoder
+from trax.payload import SCHEMA_VERSION
 from trax.pipeline import collect_inputs
 from trax.service import TranscriptionService
 from trax.store import Database, SqlTranscriptStore
@@ -64,7 +65,7 @@ def assert_exports_complete(out: Path, stems: list[str]) -> None:
     names = sorted(p.name for p in out.rglob("*") if p.is_file())
     assert names == sorted(f"{s}.{ext}" for s in stems for ext in ("json", "txt"))
     for path in out.rglob("*.json"):
-        assert json.loads(path.read_text())["schema_version"] == 2  # whole, parseable
+        assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION  # whole
 
 
 @pytest.fixture
@@ -198,6 +199,52 @@ def test_kill_at_each_stage_then_resume_gives_one_transcript_per_file(
     assert counts(url) == {"media_files": 3, "transcripts": 3, "jobs": 3}
     assert set(statuses(url).values()) == {"done"}
     assert_exports_complete(out, [c.stem for c in CLIPS])
+
+
+def test_a_batch_resumes_from_any_folder_and_shows_paths_shortened(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    """Started with relative paths in one folder, killed, resumed from another."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    work = home / "work"
+    (work / "in").mkdir(parents=True)
+    elsewhere.mkdir()
+    for clip in CLIPS[:2]:
+        shutil.copy(clip, work / "in" / clip.name)
+    env = env | {"HOME": str(home)}
+
+    def run(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(TRAX), *args],
+            capture_output=True,
+            text=True,
+            env=env | extra,
+            cwd=cwd,
+            timeout=300,
+        )
+
+    started = run(work, "transcribe", "in", "-o", "out", "-f", "txt", "-q", TRAX_FAILPOINT="asr")
+    assert started.returncode == -signal.SIGKILL
+    (batch,) = json.loads(run(work, "jobs", "list", "--json").stdout)
+    assert batch["done"] == 0
+
+    resumed = run(elsewhere, "jobs", "resume", batch["batch"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert set(statuses(env["TRAX_DATABASE_URL"]).values()) == {"done"}
+    assert sorted(p.name for p in (work / "out").iterdir()) == ["LDC93S1.txt", "jfk.txt"]
+    assert not (elsewhere / "out").exists()
+
+    jobs = json.loads(run(elsewhere, "jobs", "show", batch["batch"], "--json").stdout)
+    assert sorted(j["path"] for j in jobs) == sorted(str(work / "in" / c.name) for c in CLIPS[:2])
+    # Shown relative to the current folder under it, ~/… under home, else in full.
+    for cwd, home_dir, prefix in [
+        (work, home, ""),
+        (elsewhere, home, "~/work/"),
+        (elsewhere, elsewhere, f"{work}/"),
+    ]:
+        shown = run(cwd, "jobs", "show", batch["batch"], HOME=str(home_dir)).stdout
+        assert f"→ {prefix}out (txt)" in shown
+        assert f"  {prefix}in/jfk.flac  #" in shown
 
 
 def test_forced_run_killed_after_storing_does_not_store_twice(

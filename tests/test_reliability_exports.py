@@ -315,13 +315,89 @@ def test_interrupted_export_leaves_nothing(tmp_path: Path, monkeypatch: pytest.M
     assert list(tmp_path.iterdir()) == []
 
 
-def test_unwritable_output_folder_fails_the_file_with_path_and_reason(tmp_path: Path) -> None:
+def test_an_unwritable_output_folder_stops_the_command_before_any_work(tmp_path: Path) -> None:
+    """Checked up front: one line naming the folder, exit 2, nothing transcribed or stored."""
     blocker = tmp_path / "file"
     blocker.write_text("not a folder\n")
     out = blocker / "out"
-    result, summary = transcribe(tmp_path / "t.db", str(SHORT), "-o", str(out), "-f", "txt")
-    assert result.exit_code == 1
-    (entry,) = summary["files"]
-    assert entry["status"] == "failed"
-    assert f"{out}: not a directory" in entry["error"]
+    db = tmp_path / "t.db"
+    result = CliRunner().invoke(
+        cli, ["--db", f"sqlite:///{db}", "transcribe", str(SHORT), "-o", str(out), "-f", "txt"]
+    )
+    assert result.exit_code == 2
+    assert result.output == f"error: cannot write exports to {out}: not a directory\n"
+    assert not db.exists()  # no database made, let alone a transcript
     assert files_under(tmp_path) == {blocker}
+    # Without exports the folder is never used, so never checked.
+    unused = CliRunner().invoke(
+        cli, ["--db", f"sqlite:///{db}", "transcribe", str(SHORT), "-o", str(out), "-f", "none"]
+    )
+    assert unused.exit_code == 0, unused.output
+    # A folder that can be written is made, and the check leaves nothing in it…
+    fresh = tmp_path / "new" / "out"
+    made, _ = transcribe(db, str(SHORT), "-o", str(fresh), "-f", "txt")
+    assert made.exit_code == 0, made.output
+    assert [p.name for p in fresh.iterdir()] == ["LDC93S1.txt"]
+    # …nor anywhere when the command stops later for another reason.
+    unmade = tmp_path / "unmade" / "out"
+    bad_model = CliRunner().invoke(
+        cli, ["--db", f"sqlite:///{db}", "transcribe", str(SHORT), "-o", str(unmade), "-m", "no"]
+    )
+    assert bad_model.exit_code == 2 and not (tmp_path / "unmade").exists()
+
+
+# ------------------------------------------------------------ exports across runs
+
+
+def test_another_recordings_export_is_kept_unless_overwrite_is_asked(
+    media_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """video.mp4, then video.mkv into the same folder: the second is numbered and says so."""
+    monkeypatch.chdir(tmp_path)  # paths in messages read relative to here
+    (tmp_path / "src").mkdir()
+    for ext in ("mp4", "mkv"):
+        shutil.copy(media_dir / f"jfk.{ext}", tmp_path / "src" / f"video.{ext}")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("my own notes\n")  # a file Trax never wrote
+    shutil.copy(SHORT, tmp_path / "src" / "notes.wav")
+    db = f"sqlite:///{tmp_path / 't.db'}"
+
+    def run(*args: str) -> Result:
+        result = CliRunner().invoke(cli, ["--db", db, "transcribe", *args, "-o", "out"])
+        assert result.exit_code == 0, result.output
+        return result
+
+    def made_from(name: str) -> str:
+        return str(Path(json.loads((out / name).read_text())["media"]["path"]).name)
+
+    run("src/video.mp4", "-f", "txt,json")
+    second = run("src/video.mkv", "-f", "txt,json")
+    assert (
+        "out/video.txt is src/video.mp4's export; wrote out/video (2).txt "
+        "(--overwrite to replace it)\n"
+    ) in second.stderr
+    assert (made_from("video.json"), made_from("video (2).json")) == ("video.mp4", "video.mkv")
+    foreign = run("src/notes.wav", "-f", "txt")
+    assert "out/notes.txt was not written by Trax; wrote out/notes (2).txt" in foreign.stderr
+    assert (out / "notes.txt").read_text() == "my own notes\n"
+
+    # The same media again refreshes its own exports, and says nothing.
+    before = (out / "video.txt").stat().st_mtime_ns
+    again = run("src/video.mp4", "-f", "txt,json", "--force")
+    assert "export;" not in again.stderr and (out / "video.txt").stat().st_mtime_ns > before
+    # Asked to, the mkv replaces the mp4's export, and owns it from then on.
+    replaced = run("src/video.mkv", "-f", "txt,json", "--overwrite")
+    assert "export;" not in replaced.stderr and made_from("video.json") == "video.mkv"
+    mine = run("src/video.mkv", "-f", "txt,json", "--force")
+    assert "export;" not in mine.stderr and made_from("video.json") == "video.mkv"
+    run("src/notes.wav", "-f", "txt", "--overwrite")
+    assert "greasy wash water" in (out / "notes.txt").read_text()
+    assert sorted(p.name for p in out.iterdir()) == [
+        "notes (2).txt",
+        "notes.txt",
+        "video (2).json",
+        "video (2).txt",
+        "video.json",
+        "video.txt",
+    ]

@@ -190,10 +190,16 @@ def test_a_failed_export_keeps_the_transcript_and_a_retry_only_exports(
     tmp_path: Path,
 ) -> None:
     env = os.environ | {"TRAX_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
-    blocker = tmp_path / "not a folder"
-    blocker.write_text("a file where the output folder should be")
-    out = blocker / "out"
-    first = trax("transcribe", str(JFK), "-o", str(out), "-f", "txt,srt", env=env)
+    (tmp_path / "in" / "talks").mkdir(parents=True)
+    shutil.copy(JFK, tmp_path / "in" / "talks" / "jfk.flac")
+    out = tmp_path / "out"
+    out.mkdir()
+    # The output folder passes the check made before any work; the folder the
+    # export mirrors inside it is a regular file, so the export fails after
+    # the transcript was stored.
+    blocker = out / "talks"
+    blocker.write_text("a file where the export's folder should be")
+    first = trax("transcribe", str(tmp_path / "in"), "-o", str(out), "-f", "txt,srt", env=env)
     assert first.returncode != 0
     assert "stored as #1, export failed: " in first.stdout + first.stderr
     assert str(blocker) in first.stdout + first.stderr
@@ -204,7 +210,7 @@ def test_a_failed_export_keeps_the_transcript_and_a_retry_only_exports(
     retried = trax("jobs", "retry", str(job.batch_id), env=env)  # runs them, too
     assert retried.returncode == 0, retried.stderr
     assert counts(env["TRAX_DATABASE_URL"])["transcripts"] == 1  # no second version
-    assert sorted(p.name for p in out.iterdir()) == ["jfk.srt", "jfk.txt"]
+    assert sorted(p.name for p in blocker.iterdir()) == ["jfk.srt", "jfk.txt"]
     [job] = jobs_of(env["TRAX_DATABASE_URL"])
     assert (job.status, job.transcript_id, job.attempts) == ("done", 1, 2)
 

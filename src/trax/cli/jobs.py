@@ -72,6 +72,8 @@ def jobs_list(obj: Context, limit: int, as_json: bool) -> None:
 @pass_context
 def jobs_show(obj: Context, batch_name: str, status: str | None, as_json: bool) -> None:
     """The jobs of one batch: status, attempts, progress, error."""
+    from trax.cli.transcribe import shown
+
     store = _jobs(obj)
     batch = _batch(store, batch_name)
     rows = store.jobs(batch.id, status)
@@ -96,7 +98,8 @@ def jobs_show(obj: Context, batch_name: str, status: str | None, as_json: bool) 
         click.echo(json.dumps(out, ensure_ascii=False, indent=2))
         return
     click.echo(
-        f"batch {batch.name} → {batch.output_dir} ({', '.join(batch.formats) or 'no exports'})"
+        f"batch {batch.name} → {shown(batch.output_dir)} "
+        f"({', '.join(batch.formats) or 'no exports'})"
     )
     for j in rows:
         if j.status == "running" and j.duration_s:
@@ -104,7 +107,7 @@ def jobs_show(obj: Context, batch_name: str, status: str | None, as_json: bool) 
         else:
             state = j.status
         detail = f"  {j.error}" if j.error else (f"  #{j.transcript_id}" if j.transcript_id else "")
-        click.echo(f"{j.id:>6}  {state:12}  try {j.attempts}  {j.path}{detail}")
+        click.echo(f"{j.id:>6}  {state:12}  try {j.attempts}  {shown(j.path)}{detail}")
 
 
 @jobs.command("retry")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -18,6 +19,7 @@ from trax.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, Context, cli, clock, fa
 
 if TYPE_CHECKING:
     from trax.jobs import Batch, Job, SqlJobStore
+    from trax.jobs.batches import Conflict
     from trax.store import SqlTranscriptStore
 
 
@@ -67,6 +69,12 @@ if TYPE_CHECKING:
     "--force", is_flag=True, help="Transcribe again even if stored with the same settings."
 )
 @click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Let exports replace files at their names: another recording's exports, "
+    "files Trax did not write (default: write 'NAME (2)' and say so).",
+)
+@click.option(
     "--batch",
     "batch_option",
     metavar="NAME",
@@ -98,6 +106,7 @@ def transcribe(
     output_dir: Path,
     device: str,
     force: bool,
+    overwrite: bool,
     batch_option: str | None,
     to_queue: bool,
     priority: int,
@@ -111,7 +120,7 @@ def transcribe(
     """
     from trax.core import TranscriptionSettings
     from trax.errors import TraxError
-    from trax.export import parse_formats
+    from trax.export import ExportError, check_output_folder, parse_formats
     from trax.jobs import SqlJobStore
     from trax.jobs.batches import submit_batch
     from trax.languages import checked_language
@@ -123,6 +132,13 @@ def transcribe(
         language = checked_language(language, model)
     except (ValueError, PipelineError) as exc:
         fail(exc)
+    if formats:
+        try:
+            check_output_folder(output_dir)
+        except ExportError as exc:
+            unwritable = TraxError(f"cannot write exports to {exc}")
+            unwritable.__cause__ = exc.__cause__
+            fail(unwritable)
     settings = TranscriptionSettings(
         pipeline=pipeline_name,
         model=model,
@@ -145,13 +161,14 @@ def transcribe(
             name=batch_option,
             priority=priority,
             queue=to_queue,
+            overwrite=overwrite,
         )
     except TraxError as exc:
         fail(exc)
     batch, problems = submitted.batch, submitted.problems
     for path, problem in problems:
         if not as_json:
-            click.echo(f"failed  {path}: {problem}", err=True)
+            click.echo(f"failed  {shown(path)}: {problem}", err=True)
     jobs = SqlJobStore(store.database)
     if batch is None:
         finish_batch(jobs, store, None, problems, quiet, as_json)
@@ -166,7 +183,7 @@ def transcribe(
             )
         return
 
-    elapsed = run_local_batch(obj, jobs, batch, quiet, as_json, device)
+    elapsed = run_local_batch(obj, jobs, batch, quiet, as_json, device, submitted.conflicts)
     finish_batch(jobs, store, batch, problems, quiet, as_json, elapsed)
 
 
@@ -177,10 +194,12 @@ def run_local_batch(
     quiet: bool,
     as_json: bool,
     device: str = "auto",
+    conflicts: list[Conflict] | None = None,
 ) -> float:
     """Work through the batch here and return the seconds it took.
 
-    On interruption, say how to resume and exit with 130.
+    On interruption, say how to resume and exit with 130. ``conflicts``: the
+    files that export under another name, to say so when each is done.
     """
     from trax.core import TranscriptionSettings
     from trax.errors import TraxError
@@ -197,16 +216,14 @@ def run_local_batch(
     started = time.monotonic()
     stop = threading.Event()
     progress = BatchProgress(jobs, batch, enabled=not (quiet or as_json) and sys.stderr.isatty())
-    reporter = _Reporter(store, quiet or as_json, progress)
+    reporter = _Reporter(store, quiet or as_json, progress, conflicts or [])
     try:
-        with _stop_on_ctrl_c(stop, announce=not (quiet or as_json)):
+        with _stop_on_ctrl_c(stop, not (quiet or as_json), progress, batch.name):
             finished = LocalRunner(jobs, service, stop).run(
                 batch, progress.start, progress.update, reporter.report
             )
     except TraxError as exc:
         fail(exc)
-    except KeyboardInterrupt:
-        finished = False
     progress.clear()
     if not finished:
         done = jobs.counts(batch.id)["done"]
@@ -220,24 +237,63 @@ def run_local_batch(
 
 
 @contextmanager
-def _stop_on_ctrl_c(stop: threading.Event, announce: bool) -> Iterator[None]:
-    """First Ctrl-C: finish the current window, then stop. Second: stop now."""
+def _stop_on_ctrl_c(
+    stop: threading.Event, announce: bool, progress: BatchProgress, batch_name: str
+) -> Iterator[None]:
+    """First Ctrl-C: finish the current file's current step, then stop. Second: quit now.
+
+    Signals are read by a thread from a wakeup socket, not acted on by a Python
+    handler: a handler runs only once the main thread is back in Python, which
+    the recogniser's native code delays by seconds (a second Ctrl-C took
+    10.6 s), while the socket is written at once. Quitting is ``os._exit``,
+    as safe as ``kill -9``: transcripts are saved in one transaction, exports
+    renamed into place whole, and the job left running is requeued on resume.
+    """
     if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread (e.g. under test runners)
+        yield  # signals can only be set up from the main thread (e.g. under test runners)
         return
+    import socket
 
-    def handler(_signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        if announce:
-            click.echo("\nstopping after the current window… (Ctrl-C again to quit now)", err=True)
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)  # set_wakeup_fd requires it; a full buffer only drops bytes
 
-    previous = signal.signal(signal.SIGINT, handler)
+    def watch() -> None:
+        while received := reader.recv(64):  # one byte per signal; b"" once closed
+            for signum in received:
+                if signum != signal.SIGINT:
+                    continue
+                if stop.is_set():
+                    progress.clear()
+                    click.echo(
+                        f"\nquit: nothing partial was kept. Resume with: trax jobs resume "
+                        f"{batch_name}",
+                        err=True,
+                    )
+                    sys.stderr.flush()
+                    os._exit(EXIT_INTERRUPTED)
+                stop.set()
+                if announce:
+                    progress.clear()
+                    click.echo(
+                        "\nstopping when the current step of this file ends… "
+                        "(Ctrl-C again to quit now)",
+                        err=True,
+                    )
+
+    # The Python handler only has to exist (and not raise KeyboardInterrupt).
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: None)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    watcher = threading.Thread(target=watch, name="trax-ctrl-c", daemon=True)
+    watcher.start()
     try:
         yield
     finally:
+        signal.set_wakeup_fd(previous_fd)
         signal.signal(signal.SIGINT, previous)
+        writer.shutdown(socket.SHUT_RDWR)  # ends the watcher's recv
+        watcher.join()
+        writer.close()
+        reader.close()
 
 
 class BatchProgress:
@@ -299,30 +355,73 @@ class BatchProgress:
             self.shown = False
 
 
+def shown(path: str | Path) -> str:
+    """A path as it reads best: relative under the current folder, ``~/…`` under the
+    home folder, else absolute (a relative one, from an older batch, as stored)."""
+    target = Path(path)
+    if not target.is_absolute():
+        return str(target)
+    try:
+        here = Path.cwd()
+        if here != Path(here.anchor) and target.is_relative_to(here):
+            return str(target.relative_to(here))
+        home = Path.home()
+        if target.is_relative_to(home):
+            return str(Path("~") / target.relative_to(home))
+    except (OSError, RuntimeError):  # no current folder (deleted) or no home folder
+        pass
+    return str(target)
+
+
 class _Reporter:
-    def __init__(self, store: SqlTranscriptStore, quiet: bool, progress: BatchProgress) -> None:
+    def __init__(
+        self,
+        store: SqlTranscriptStore,
+        quiet: bool,
+        progress: BatchProgress,
+        conflicts: list[Conflict],
+    ) -> None:
         self.store = store
         self.quiet = quiet
         self.progress = progress
+        self.conflicts = {str(c.path): c for c in conflicts}
 
     def report(self, job: Job, outcome: str) -> None:
         self.progress.clear()
         self.progress.end(job)
         if outcome == "failed":
             if not self.quiet:
-                click.echo(f"failed  {job.path}: {job.error}", err=True)
+                click.echo(f"failed  {shown(job.path)}: {job.error}", err=True)
             return
         if self.quiet or outcome != "done":
             return
         elapsed = time.monotonic() - self.progress.file_started
         note = "already stored" if job.cached else f"{elapsed:.1f} s"
-        exports = ", ".join(job.exports) or "no exports"
+        exports = ", ".join(shown(e) for e in job.exports) or "no exports"
         status = "cached" if job.cached else "done"
+        transcript = self.store.get(job.transcript_id) if job.transcript_id else None
+        empty = " no speech found" if transcript is not None and transcript.no_speech else ""
         click.echo(
-            f"{status:<6}  {job.path}  [{clock(job.duration_s)} audio, {note}, "
-            f"#{job.transcript_id}] → {exports}",
+            f"{status:<6}  {shown(job.path)}  [{clock(job.duration_s)} audio, {note}, "
+            f"#{job.transcript_id}]{empty} → {exports}",
             err=True,
         )
+        conflict = self.conflicts.get(job.path)
+        if conflict is not None and job.exports:
+            click.echo(conflict_note(conflict, job.exports), err=True)
+
+
+def conflict_note(conflict: Conflict, exports: list[str]) -> str:
+    """``out/video.txt is video.mp4's export; wrote out/video (2).txt``: what was not replaced."""
+    whose = (
+        f"is {shown(conflict.owner)}'s export"
+        if conflict.owner is not None
+        else "was not written by Trax"
+    )
+    # The export of the same format as the file in the way, if one was written.
+    extension = conflict.taken.name[len(conflict.wanted.name) :]
+    wrote = next((e for e in exports if e.endswith(extension)), exports[0])
+    return f"{shown(conflict.taken)} {whose}; wrote {shown(wrote)} (--overwrite to replace it)"
 
 
 def _this_run(batch_jobs: list[Job], elapsed_s: float) -> str:
@@ -345,6 +444,13 @@ def _this_run(batch_jobs: list[Job], elapsed_s: float) -> str:
         f"{clock(audio)} of audio transcribed in {clock(elapsed_s)} "
         f"({audio / elapsed_s:.0f}× real time), {reused} reused from storage"
     )
+
+
+def _no_speech(store: SqlTranscriptStore, job: Job) -> bool:
+    if job.status != "done" or job.transcript_id is None:
+        return False
+    transcript = store.get(job.transcript_id)
+    return transcript is not None and transcript.no_speech
 
 
 def finish_batch(
@@ -372,7 +478,9 @@ def finish_batch(
             # One file: its text is the answer (its failure was already reported).
             only = batch_jobs[0]
             transcript = store.get(only.transcript_id) if only.transcript_id else None
-            if transcript is not None:
+            if transcript is not None and transcript.no_speech:
+                click.echo(f"no speech found in {shown(only.path)}", err=True)
+            elif transcript is not None:
                 click.echo(transcript.text)
         elif batch is not None:
             counts: dict[str, int] = {}
@@ -380,6 +488,9 @@ def finish_batch(
                 counts[job.status] = counts.get(job.status, 0) + 1
             counts["failed"] = failed
             line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            silent = sum(_no_speech(store, job) for job in batch_jobs)
+            if silent:
+                line += f"; no speech found in {silent}"
             click.echo(f"batch {batch.name}: {line}", err=True)
             if elapsed_s:
                 click.echo(f"  {_this_run(batch_jobs, elapsed_s)}", err=True)

@@ -24,6 +24,7 @@ __all__ = [
     "FORMATS",
     "ExportError",
     "Exporter",
+    "check_output_folder",
     "export_beside",
     "export_transcript",
     "get_exporter",
@@ -127,6 +128,34 @@ def export_beside(transcript: Transcript, formats: Sequence[str], base: Path) ->
             raise ExportError(where, _reason(exc)) from exc
         raise
     return targets
+
+
+def check_output_folder(folder: Path) -> None:
+    """Create ``folder`` and write (then remove) a file in it, or raise ``ExportError``.
+
+    Run before any work: a folder that cannot hold exports fails the command
+    at once, rather than every file after it was transcribed. The folders it
+    made are removed again (exports make them when there is something to
+    write), so a command that stops early leaves no empty folder behind.
+    """
+    missing = [folder, *folder.parents]
+    missing = missing[: next((i for i, p in enumerate(missing) if _exists(p)), len(missing))]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_temp(folder / "trax-probe", "").unlink()
+    except OSError as exc:
+        raise ExportError(folder, _reason(exc)) from exc
+    finally:
+        for made in missing:  # deepest first
+            with contextlib.suppress(OSError):
+                made.rmdir()
+
+
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # not a folder we can look into: mkdir says why
+        return False
 
 
 def _reason(exc: OSError) -> str:

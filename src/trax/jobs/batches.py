@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +24,29 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class Conflict:
+    """An input whose own export base, ``wanted``, was taken (it got a numbered one).
+
+    ``owner`` is the file whose exports are there (a job's path), or None when
+    they are files Trax did not write; ``taken`` is one of them.
+    """
+
+    path: Path
+    wanted: Path
+    owner: str | None
+    taken: Path
+
+
+@dataclass(frozen=True, slots=True)
 class Submission:
     """A submitted batch (None when no path held a file), the paths that failed up
-    front with why, and how many jobs went to the queue (None: run them here)."""
+    front with why, how many jobs went to the queue (None: run them here), and
+    the inputs that export under another name than their own."""
 
     batch: Batch | None
     problems: list[tuple[Path, str]]
     enqueued: int | None = None
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
 def submit_batch(
@@ -44,13 +60,15 @@ def submit_batch(
     name: str | None = None,
     priority: int = 0,
     queue: bool = False,
+    overwrite: bool = False,
 ) -> Submission:
     """Create (or extend, or resume) the batch for these files and settings.
 
     Without a ``name`` the same paths, settings and outputs give the same
     batch, so submitting a killed command again resumes it. ``queue`` hands the
     jobs to ``trax worker`` processes (PostgreSQL only: checked before anything
-    is written).
+    is written). ``overwrite`` lets exports replace whatever is at their own
+    names (another file's exports, files Trax did not write).
     """
     from trax.pipeline import collect_inputs
 
@@ -61,23 +79,25 @@ def submit_batch(
     inputs, problems = collect_inputs(paths, output_dir)
     if not inputs:
         return Submission(None, problems)
-    inputs = claim_export_bases(database, inputs)
+    conflicts: list[Conflict] = []
+    if not overwrite:
+        inputs, conflicts = claim_export_bases(database, inputs)
     jobs = SqlJobStore(database)
     batch, _ = jobs.create_batch(
         name or jobs.next_run_name(batch_name(paths, settings, output_dir, formats, force)),
         settings.to_dict(),
         formats,
-        str(output_dir),
+        os.path.realpath(output_dir),  # like the jobs' paths: the same from any folder
         force,
         [(str(i.path), str(i.export_base)) for i in inputs],
         priority,
         queued=queue,
     )
     if not queue:
-        return Submission(batch, problems)
+        return Submission(batch, problems, conflicts=conflicts)
     from trax.jobs.queue import enqueue
 
-    return Submission(batch, problems, enqueue(database, jobs, batch))
+    return Submission(batch, problems, enqueue(database, jobs, batch), conflicts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,19 +111,25 @@ class _Holder:
     size_bytes: int | None
 
 
-def claim_export_bases(database: Database, inputs: list[MediaInput]) -> list[MediaInput]:
+def claim_export_bases(
+    database: Database, inputs: list[MediaInput]
+) -> tuple[list[MediaInput], list[Conflict]]:
     """Move each input whose export base belongs to another file to ``base (2)``, ``(3)``, …
 
-    The rule, so that an export never replaces a different file's: an export
-    base belongs to the files of the jobs that were given it (in this
-    database). It is free for an input when every such job is for the same
-    file (the same absolute path, or the same content, by SHA-256) and, if no
-    job was ever given it, when no export of any format exists there yet: a
-    file Trax did not record (your own ``talk.txt`` beside ``talk.mp3``) is
-    never overwritten either. Re-running a command, ``--force`` and a retry
-    keep their export paths; jobs that failed or were cancelled before
-    anything was stored hold nothing. Two commands submitted at the very same
-    moment may still pick the same free base.
+    The rule, so that an export never replaces a different file's unasked: an
+    export base belongs to the file of the latest job that was given it (in
+    this database) and still holds something. It is free for an input when
+    that file is the same (the same absolute path, or the same content, by
+    SHA-256) and, if no job holds it, when no export of any format exists
+    there yet: a file Trax did not record (your own ``talk.txt`` beside
+    ``talk.mp3``) is never overwritten either. Re-running a command,
+    ``--force`` and a retry keep their export paths, and a file given a base
+    by ``--overwrite`` owns it from then on; jobs that failed or were
+    cancelled before anything was stored hold nothing. Two commands submitted
+    at the very same moment may still pick the same free base.
+
+    Returns the inputs, and a ``Conflict`` for each one that was moved
+    because its own base was taken (not for numbers within this batch).
     """
     from trax.export import FORMATS, get_exporter
     from trax.pipeline.run import MediaInput, export_key, numbered_base
@@ -112,6 +138,7 @@ def claim_export_bases(database: Database, inputs: list[MediaInput]) -> list[Med
     in_batch = {export_key(i.export_base) for i in inputs}
     holders = _holders(database, [str(i.export_base) for i in inputs])
     claimed: list[MediaInput] = []
+    conflicts: list[Conflict] = []
     for item in inputs:
         identity = _Identity(item.path)
         base, number = item.export_base, 1
@@ -120,14 +147,17 @@ def claim_export_bases(database: Database, inputs: list[MediaInput]) -> list[Med
             if number == 1 or export_key(base) not in in_batch:
                 if str(base) not in holders:
                     holders |= _holders(database, [str(base)])
-                if _free_for(identity, base, holders.get(str(base), []), extensions):
+                taken = _taken(identity, base, holders.get(str(base), []), extensions)
+                if taken is None:
                     break
+                if number == 1:
+                    conflicts.append(Conflict(item.path, base, *taken))
             number += 1
             base = numbered_base(item.export_base, number)
         if base != item.export_base:
             in_batch.add(export_key(base))
         claimed.append(MediaInput(item.path, base))
-    return claimed
+    return claimed, conflicts
 
 
 class _Identity:
@@ -155,7 +185,8 @@ class _Identity:
         return self._sha256
 
     def same_as(self, holder: _Holder) -> bool:
-        # A relative path was relative to a folder we don't know: only content can tell.
+        # Batches made before paths were stored absolute hold paths relative to a
+        # folder we cannot know: only content can tell, as it always did.
         if Path(holder.path).is_absolute() and os.path.realpath(holder.path) == self.real:
             return True
         if holder.sha256 is None or holder.size_bytes != self.size():
@@ -163,13 +194,20 @@ class _Identity:
         return self.sha256() == holder.sha256
 
 
-def _free_for(
+def _taken(
     identity: _Identity, base: Path, holders: list[_Holder], extensions: list[str]
-) -> bool:
+) -> tuple[str | None, Path] | None:
+    """None when ``base`` is free for this input; else who holds it (a job's path, or
+    None for files Trax did not write) and one of the exports there."""
     holding = [h for h in holders if h.transcript_id is not None or h.status not in _NOTHING]
-    if holding:
-        return all(identity.same_as(h) for h in holding)
-    return not any(_exists(base.with_name(base.name + ext)) for ext in extensions)
+    owner = holding[-1] if holding else None  # the latest: --overwrite gives a base away
+    if owner is not None and identity.same_as(owner):
+        return None
+    exports = [base.with_name(base.name + ext) for ext in extensions]
+    present = next((path for path in exports if _exists(path)), None)
+    if owner is not None:
+        return owner.path, present or exports[0]
+    return None if present is None else (None, present)
 
 
 def _exists(path: Path) -> bool:
@@ -204,6 +242,7 @@ def _holders(database: Database, bases: list[str]) -> dict[str, list[_Holder]]:
                 .outerjoin(TranscriptRow, TranscriptRow.id == JobRow.transcript_id)
                 .outerjoin(MediaFileRow, MediaFileRow.id == TranscriptRow.media_id)
                 .where(JobRow.export_base.in_(bases[start : start + 500]))
+                .order_by(JobRow.id)
             )
             for base, path, status, transcript_id, sha256, size in session.execute(query):
                 found[base].append(_Holder(path, status, transcript_id, sha256, size))
@@ -237,6 +276,7 @@ def batch_summary(
                 "duration_s": job.duration_s,
                 "language": transcript.language if transcript else None,
                 "text": transcript.text if transcript else None,
+                "no_speech": transcript.no_speech if transcript else None,
                 "exports": job.exports,
             }
         files.append(entry)
@@ -248,4 +288,5 @@ def batch_summary(
         "cached": sum(bool(f.get("cached")) for f in files),
         "failed": statuses.count("failed"),
         "cancelled": statuses.count("cancelled"),
+        "no_speech": sum(bool(f.get("no_speech")) and f["status"] == "done" for f in files),
     }

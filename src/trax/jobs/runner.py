@@ -245,6 +245,8 @@ class Prefetcher:
                     break
                 prepared: PreparedMedia | BaseException
                 try:
+                    # Paths are stored absolute; a batch from before that holds relative
+                    # ones, which (as they always did) only work from the folder it ran in.
                     prepared = self.service.prepare(Path(job.path))
                 except Exception as exc:  # noqa: BLE001 - handed to process_job, which records it
                     prepared = exc

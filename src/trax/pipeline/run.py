@@ -53,9 +53,10 @@ the temp file's ``.<name>.<8 hex>.tmp`` that every export is written through."""
 class MediaInput:
     """A file to transcribe and the base path (without extension) of its exports.
 
-    ``export_base`` is absolute and always lies inside the output folder, so a
-    job exports to the same place whichever folder a worker runs in, and the
-    base can be compared across runs (see ``trax.jobs.batches``).
+    Both are absolute (see ``absolute``) and ``export_base`` always lies inside
+    the output folder, so a job finds its file and exports to the same place
+    whichever folder it is resumed or worked on in, and the base can be
+    compared across runs (see ``trax.jobs.batches``).
     """
 
     path: Path
@@ -112,7 +113,7 @@ def collect_inputs(
         parents = Path(os.path.realpath(above)).parts[1:]
         named.append(
             _Named(
-                path=file,
+                path=absolute(file),
                 folders=tuple(safe_name(part) or "_" for part in folders),
                 stem=safe_name(file.stem) or safe_name(file.name) or "untitled",
                 name=safe_name(file.name) or "untitled",
@@ -136,6 +137,18 @@ def collect_inputs(
         else:
             add(path, (), path.parent)
     return _disambiguate(named, Path(os.path.realpath(output_dir))), problems
+
+
+def absolute(path: Path) -> Path:
+    """``path`` from the root, its folders resolved (links, ``..``) but its own name kept.
+
+    A job records it, so ``trax jobs resume`` finds the file from any folder.
+    The name stays as given: a linked file (a git-annex one, say) is still
+    shown and exported by the name the user knows, not its target's.
+    """
+    if path.name in ("", ".", ".."):
+        return Path(os.path.realpath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
 
 
 def _is_dir(path: Path) -> bool:
