@@ -377,3 +377,59 @@ def test_reading_speed_metric() -> None:
 def test_no_words_no_cues(tmp_path: Path) -> None:
     assert build_cues([]) == []
     assert build_cues([Segment(0.0, 1.0, "   ")]) == []
+
+
+def _srt_cues(text: str) -> list[tuple[float, float, list[str]]]:
+    cues = []
+    for block in text.strip().split("\n\n"):
+        _, timing, *lines = block.split("\n")
+        start, end = (
+            sum(
+                float(part) * scale
+                for part, scale in zip(t.replace(",", ".").split(":"), (3600, 60, 1), strict=True)
+            )
+            for t in timing.split(" --> ")
+        )
+        cues.append((start, end, lines))
+    return cues
+
+
+def test_subtitle_layout_flags_shape_transcribe_and_export(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trax.cli import cli
+
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    flags = ["--max-line-width", "20", "--max-line-count", "1", "--max-cue-duration", "2.5"]
+    out = tmp_path / "out"
+    done = CliRunner().invoke(
+        cli, ["--db", db, "transcribe", str(JFK), "-f", "srt", "-o", str(out), *flags]
+    )
+    assert done.exit_code == 0, done.output
+    cues = _srt_cues((out / "jfk.srt").read_text())
+    assert len(cues) >= 6
+    assert all(len(lines) == 1 and len(lines[0]) <= 20 for _, _, lines in cues)
+    assert all(end - start <= 2.5 + 1e-3 for start, end, _ in cues)
+    # `export` takes the same flags; without them, the defaults (42 characters, 2 lines).
+    wide = CliRunner().invoke(cli, ["--db", db, "export", "1", "-f", "srt"])
+    assert any(len(lines) == 2 or len(lines[0]) > 20 for _, _, lines in _srt_cues(wide.stdout))
+    narrow = CliRunner().invoke(
+        cli, ["--db", db, "export", "1", "-f", "srt", "--max-line-width", "12"]
+    )
+    assert all(len(line) <= 12 for _, _, lines in _srt_cues(narrow.stdout) for line in lines)
+
+
+def test_a_bad_subtitle_layout_is_refused_before_any_work(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from trax.cli import cli
+
+    db = tmp_path / "t.db"
+    args = ["--db", f"sqlite:///{db}", "transcribe", str(JFK), "-o", str(tmp_path / "o")]
+    refused = CliRunner().invoke(cli, [*args, "--max-cue-duration", "0"])
+    assert refused.exit_code == 2
+    assert (
+        "max_cue_duration must be" in refused.output
+        and len(refused.output.strip().splitlines()) == 1
+    )
+    assert not db.exists() and not (tmp_path / "o").exists()

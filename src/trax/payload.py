@@ -55,7 +55,8 @@ def _v2_to_v3(payload: dict[str, Any]) -> dict[str, Any]:
         words = []
         for word in segment.get("words", ()):
             raw = word["text"]
-            words.append(word | {"text": raw.strip(), "attached": bool(raw) and not raw[0].isspace()})
+            attached = bool(raw) and not raw[0].isspace()
+            words.append(word | {"text": raw.strip(), "attached": attached})
         segments.append(segment | {"words": words, "language": None})
     upgraded["segments"] = segments
     upgraded["schema_version"] = 3

@@ -7,10 +7,11 @@ import logging
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from trax.config import Config
     from trax.core import Transcript
     from trax.eval.asr import AsrReport
+    from trax.export import SubtitleOptions
     from trax.store import Database, SqlTranscriptStore
     from trax.store.cache import SqlStageCache
 
@@ -326,6 +328,35 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
         click.echo(transcript.text)
 
 
+def subtitle_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The subtitle layout options users know from other tools (srt and vtt)."""
+    for flag, kind, what in reversed(
+        [
+            ("--max-line-width", click.IntRange(1), "Characters a subtitle line (default 42)."),
+            ("--max-line-count", click.IntRange(1), "Lines a subtitle cue (default 2)."),
+            ("--max-cue-duration", float, "Seconds a cue stays up at most (default 7)."),
+        ]
+    ):
+        command = click.option(flag, type=kind, help=what)(command)
+    return command
+
+
+def subtitle_options(
+    max_line_width: int | None, max_line_count: int | None, max_cue_duration: float | None
+) -> SubtitleOptions | None:
+    """The subtitle layout asked for (None: the defaults); ValueError names a bad value."""
+    from trax.export import SubtitleOptions
+
+    if max_line_width is None and max_line_count is None and max_cue_duration is None:
+        return None
+    default = SubtitleOptions()
+    return SubtitleOptions(
+        max_line_width=default.max_line_width if max_line_width is None else max_line_width,
+        max_line_count=default.max_line_count if max_line_count is None else max_line_count,
+        max_cue_duration=default.max_cue_duration if max_cue_duration is None else max_cue_duration,
+    )
+
+
 @cli.command()
 @click.argument("transcript_id", type=int)
 @click.option(
@@ -344,13 +375,23 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
     "gets MEDIA-NAME.EXT per format; with several formats any other path is a base "
     "name: -o out/talk writes out/talk.srt, out/talk.vtt.",
 )
+@subtitle_flags
 @pass_context
-def export(obj: Context, transcript_id: int, fmt: str, output: str | None) -> None:
+def export(
+    obj: Context,
+    transcript_id: int,
+    fmt: str,
+    output: str | None,
+    max_line_width: int | None,
+    max_line_count: int | None,
+    max_cue_duration: float | None,
+) -> None:
     """Export a stored transcript to files or standard output."""
     from trax.export import export_transcript, get_exporter, parse_formats
 
     try:
         formats = parse_formats(fmt)
+        subtitles = subtitle_options(max_line_width, max_line_count, max_cue_duration)
     except ValueError as exc:
         fail(exc)
     if output is None or output == "-":
@@ -360,7 +401,7 @@ def export(obj: Context, transcript_id: int, fmt: str, output: str | None) -> No
                 "(-o out/talk writes out/talk.srt, out/talk.vtt)"
             )
         transcript = _load(obj, transcript_id)
-        click.echo(get_exporter(formats[0]).render(transcript), nl=False)
+        click.echo(get_exporter(formats[0], subtitles).render(transcript), nl=False)
         return
     transcript = _load(obj, transcript_id)
     extensions = [get_exporter(name).extension for name in formats]
@@ -374,7 +415,7 @@ def export(obj: Context, transcript_id: int, fmt: str, output: str | None) -> No
         targets = [base.with_name(base.name + ext) for ext in extensions]
     for name, target in zip(formats, targets, strict=True):
         try:
-            export_transcript(transcript, name, target)
+            export_transcript(transcript, name, target, subtitles)
         except OSError as exc:
             fail(f"cannot write {target}: {exc.strerror or exc}")
         click.echo(f"wrote {target}", err=True)

@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from trax.cli.main import EXIT_FAILED, EXIT_INTERRUPTED, Context, cli, clock, fail, pass_context
+from trax.cli.main import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    Context,
+    cli,
+    clock,
+    fail,
+    pass_context,
+    subtitle_flags,
+    subtitle_options,
+)
 
 if TYPE_CHECKING:
     from trax.jobs import Batch, Job, SqlJobStore
@@ -88,6 +98,7 @@ if TYPE_CHECKING:
     help="Only enqueue the jobs for `trax worker` processes (PostgreSQL).",
 )
 @click.option("--priority", default=0, show_default=True, help="Higher runs first (with --queue).")
+@subtitle_flags
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary.")
 @pass_context
@@ -110,6 +121,9 @@ def transcribe(
     batch_option: str | None,
     to_queue: bool,
     priority: int,
+    max_line_width: int | None,
+    max_line_count: int | None,
+    max_cue_duration: float | None,
     quiet: bool,
     as_json: bool,
 ) -> None:
@@ -130,6 +144,7 @@ def transcribe(
         formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
         get_pipeline(pipeline_name)
         language = checked_language(language, model)
+        subtitles = subtitle_options(max_line_width, max_line_count, max_cue_duration)
     except (ValueError, PipelineError) as exc:
         fail(exc)
     if formats:
@@ -162,6 +177,7 @@ def transcribe(
             priority=priority,
             queue=to_queue,
             overwrite=overwrite,
+            subtitles=subtitles,
         )
     except TraxError as exc:
         fail(exc)

@@ -18,12 +18,14 @@ from trax.export.formats import (
     TxtExporter,
     VttExporter,
 )
+from trax.export.subtitles import SubtitleOptions
 from trax.failpoints import failpoint
 
 __all__ = [
     "FORMATS",
     "ExportError",
     "Exporter",
+    "SubtitleOptions",
     "check_output_folder",
     "export_beside",
     "export_transcript",
@@ -40,13 +42,14 @@ class Exporter(Protocol):
     def render(self, transcript: Transcript) -> str: ...
 
 
-_EXPORTERS: dict[str, Callable[[], Exporter]] = {
-    "txt": TxtExporter,
+# Each factory takes the subtitle layout; only the subtitle formats use it.
+_EXPORTERS: dict[str, Callable[[SubtitleOptions | None], Exporter]] = {
+    "txt": lambda _: TxtExporter(),
     "srt": SrtExporter,
     "vtt": VttExporter,
-    "json": JsonExporter,
-    "tsv": TsvExporter,
-    "md": MarkdownExporter,
+    "json": lambda _: JsonExporter(),
+    "tsv": lambda _: TsvExporter(),
+    "md": lambda _: MarkdownExporter(),
 }
 
 FORMATS: tuple[str, ...] = tuple(_EXPORTERS)
@@ -56,16 +59,19 @@ def _unknown(name: str) -> ValueError:
     return ValueError(f"unknown export format {name!r}; valid formats: {', '.join(FORMATS)}, all")
 
 
-def get_exporter(name: str) -> Exporter:
+def get_exporter(name: str, subtitles: SubtitleOptions | None = None) -> Exporter:
+    """The exporter of format ``name``; ``subtitles`` lays out srt and vtt cues."""
     factory = _EXPORTERS.get(name.strip().lower())
     if factory is None:
         raise _unknown(name)
-    return factory()
+    return factory(subtitles)
 
 
-def export_transcript(transcript: Transcript, fmt: str, path: Path) -> Path:
+def export_transcript(
+    transcript: Transcript, fmt: str, path: Path, subtitles: SubtitleOptions | None = None
+) -> Path:
     """Render ``transcript`` as ``fmt`` and write it atomically to ``path``."""
-    write_atomic(path, get_exporter(fmt).render(transcript))
+    write_atomic(path, get_exporter(fmt, subtitles).render(transcript))
     return path
 
 
@@ -86,7 +92,12 @@ class ExportError(TraxError):
         return type(self), (self.path, self.reason)
 
 
-def export_beside(transcript: Transcript, formats: Sequence[str], base: Path) -> list[Path]:
+def export_beside(
+    transcript: Transcript,
+    formats: Sequence[str],
+    base: Path,
+    subtitles: SubtitleOptions | None = None,
+) -> list[Path]:
     """Write each format to ``base`` plus its extension (``out/talk`` → ``out/talk.srt``).
 
     All or nothing: every format is rendered, then written to a hidden temp file
@@ -104,7 +115,7 @@ def export_beside(transcript: Transcript, formats: Sequence[str], base: Path) ->
         raise ExportError(base, "not a file name")
     targets = [base.with_name(base.name + get_exporter(fmt).extension) for fmt in formats]
     # Rendering first: a renderer's bug raises before anything is touched on disk.
-    texts = [get_exporter(fmt).render(transcript) for fmt in formats]
+    texts = [get_exporter(fmt, subtitles).render(transcript) for fmt in formats]
     staged: list[tuple[Path, Path]] = []
     placed: list[Path] = []
     current = base.parent

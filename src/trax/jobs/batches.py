@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,7 @@ from trax.jobs.runner import batch_name
 from trax.jobs.store import Batch, Job, SqlJobStore
 
 if TYPE_CHECKING:
+    from trax.export import SubtitleOptions
     from trax.pipeline.run import MediaInput
     from trax.store import Database, TranscriptStore
 
@@ -61,6 +62,7 @@ def submit_batch(
     priority: int = 0,
     queue: bool = False,
     overwrite: bool = False,
+    subtitles: SubtitleOptions | None = None,
 ) -> Submission:
     """Create (or extend, or resume) the batch for these files and settings.
 
@@ -68,7 +70,8 @@ def submit_batch(
     batch, so submitting a killed command again resumes it. ``queue`` hands the
     jobs to ``trax worker`` processes (PostgreSQL only: checked before anything
     is written). ``overwrite`` lets exports replace whatever is at their own
-    names (another file's exports, files Trax did not write).
+    names (another file's exports, files Trax did not write). ``subtitles`` is
+    the layout of srt and vtt exports, kept with the batch for whoever runs it.
     """
     from trax.pipeline import collect_inputs
 
@@ -85,7 +88,7 @@ def submit_batch(
     jobs = SqlJobStore(database)
     batch, _ = jobs.create_batch(
         name or jobs.next_run_name(batch_name(paths, settings, output_dir, formats, force)),
-        settings.to_dict(),
+        settings.to_dict() | ({} if subtitles is None else {"subtitles": asdict(subtitles)}),
         formats,
         os.path.realpath(output_dir),  # like the jobs' paths: the same from any folder
         force,

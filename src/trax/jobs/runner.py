@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from trax.asr import ModelError
 from trax.core import Transcript, TranscriptionSettings
@@ -29,6 +29,9 @@ from trax.pipeline import PipelineError
 from trax.pipeline.run import Interrupted, PreparedMedia, ProgressCallback
 from trax.service import TranscriptionService
 from trax.store.database import DatabaseError
+
+if TYPE_CHECKING:
+    from trax.export import SubtitleOptions
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,14 @@ def batch_name(
 
 def settings_of(batch: Batch, job: Job) -> TranscriptionSettings:
     return TranscriptionSettings.from_dict(batch.settings | {"pipeline": job.pipeline})
+
+
+def subtitles_of(batch: Batch) -> SubtitleOptions | None:
+    """The subtitle layout the batch was submitted with (kept beside its settings)."""
+    from trax.export import SubtitleOptions
+
+    layout = batch.settings.get("subtitles")
+    return SubtitleOptions(**layout) if layout else None
 
 
 def process_job(
@@ -120,7 +131,9 @@ def process_job(
         transcript_id = transcript.id
         failpoint("job.before_export")
         try:
-            written = export_beside(transcript, batch.formats, Path(job.export_base))
+            written = export_beside(
+                transcript, batch.formats, Path(job.export_base), subtitles_of(batch)
+            )
         except ExportError as exc:
             error = f"stored as #{transcript_id}, export failed: {exc}"
             jobs.fail(job.id, error, attempt=attempt, transcript_id=transcript_id)
