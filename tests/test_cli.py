@@ -156,6 +156,10 @@ def test_a_file_with_no_speech_says_so(db_url: str, tmp_path: Path) -> None:
     summary = json.loads(as_json.stdout)
     assert summary["no_speech"] == 1
     assert [f["no_speech"] for f in summary["files"]] == [True, False]
+    shown = run(db_url, "show", "1").stdout
+    assert shown.rstrip().endswith("\n\nno speech found")
+    assert json.loads(run(db_url, "show", "1", "--json").stdout)["no_speech"] is True
+    assert "no speech found" not in run(db_url, "show", "2", "--segments").stdout
 
 
 @pytest.mark.parametrize(

@@ -312,7 +312,7 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
     click.echo(f"#{transcript.id}  {media.path}")
     click.echo(
         f"  {clock(transcript.duration_s)} audio, {media.container}/{media.audio_codec}, "
-        f"language {transcript.language}, pipeline {transcript.settings.pipeline}, "
+        f"language {_languages(transcript)}, pipeline {transcript.settings.pipeline}, "
         f"model {transcript.model_id}"
     )
     click.echo(f"  sha256 {media.sha256}")
@@ -321,11 +321,22 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
     for skipped in transcript.skipped:
         click.echo(f"  skipped {skipped.name}: {skipped.reason}")
     click.echo("")
-    if segments:
+    if transcript.no_speech:
+        click.echo("no speech found")
+    elif segments:
+        # A recording that changes language shows each segment's.
+        mixed = len({s.language for s in transcript.segments if s.language}) > 1
         for s in transcript.segments:
-            click.echo(f"[{clock(s.start)} → {clock(s.end)}] {s.text}")
+            tag = f"({s.language}) " if mixed and s.language else ""
+            click.echo(f"[{clock(s.start)} → {clock(s.end)}] {tag}{s.text}")
     else:
         click.echo(transcript.text)
+
+
+def _languages(transcript: Transcript) -> str:
+    """The transcript's language, then any other its segments were spoken in."""
+    others = {s.language for s in transcript.segments if s.language} - {transcript.language}
+    return ", ".join([transcript.language, *sorted(others)])
 
 
 def subtitle_flags(command: Callable[..., Any]) -> Callable[..., Any]:
