@@ -6,6 +6,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmarks.environment import Environment
+from benchmarks.readability import (
+    CPS_LIMIT,
+    CPS_SHARE_TARGET,
+    MIN_GAP_TARGET_S,
+    SEGMENT_MAX_TARGET_S,
+    SEGMENT_MEDIAN_TARGET_S,
+    Readability,
+)
 from benchmarks.reliability import HANDOVER_TARGET_S, Reliability
 from benchmarks.sections import (
     BATCH_SIZE,
@@ -36,6 +44,8 @@ class Results:
     """One entry per database: ``benchmarks.search.search_latency``'s result, or a skip note."""
     reliability: Reliability | None = None
     """Exactly once under concurrency and faults (``benchmarks.reliability``)."""
+    readability: Readability | None = None
+    """Segments, subtitles, silence and languages (``benchmarks.readability``)."""
 
 
 def clock(seconds: float) -> str:
@@ -326,6 +336,112 @@ def reliability_section(reliability: Reliability | None) -> list[str]:
     return [*lines, ""]
 
 
+def _met(passed: bool | None) -> str:
+    return "—" if passed is None else "✓" if passed else "✗"
+
+
+def _span(start: float, end: float) -> str:
+    return f"{clock(start)}–{clock(end)}"
+
+
+def _reuse(reused: bool | None) -> str:
+    if reused is None:
+        return ""
+    return " (section 2's stored transcript, exported)" if reused else " (transcribed here)"
+
+
+def readability_section(readability: Readability | None) -> list[str]:
+    lines = ["## 9. Readability", ""]
+    if readability is None:
+        return [*lines, "Not measured in this run.", ""]
+    seg, sil, lang = readability.segmentation, readability.silence, readability.languages
+    lines += [
+        f"What Trax writes, read back from its own exports (issue 9). **Segments and subtitles:** "
+        f"the {clock(seg.audio_s)} recording of section 2, `trax transcribe -p {seg.pipeline} "
+        f"-m {seg.model} -f json,srt`{_reuse(seg.reused)}; segment lengths from the "
+        "JSON, reading speed and gaps from the SRT file parsed back (characters a second as "
+        "Trax counts them, `trax.export.subtitles.cue_cps`: the cue's lines joined by a space "
+        "over its time on screen). **Silence:** JFK + "
+        f"{sil.silence_end_s - sil.silence_start_s:.0f} s of digital silence + JFK "
+        f"({sil.model}, 16 kHz WAV; silence {sil.silence_start_s:.1f}–{sil.silence_end_s:.1f} s), "
+        "a word counts when its midpoint lies in the silence. **Languages:** "
+        f"`{lang.recording}` (English, then German) with `--model {lang.model}`, no "
+        f'`--language`; and with `{lang.english_only_model}`, the "knows only English" '
+        f"warnings on stderr. The section took {clock(readability.took_s)}.",
+        "",
+    ]
+    rows: list[list[str]] = []
+    if seg.median_s is not None and seg.max_s is not None:
+        measured = (
+            f"{seg.segments} segments, median **{seg.median_s:.1f} s**, "
+            f"max **{seg.max_s:.1f} s** ({seg.over_max} over {SEGMENT_MAX_TARGET_S:.0f} s)"
+        )
+    else:
+        measured = "not measured" if seg.error else f"{seg.segments} segments"
+    target = f"median ≤ {SEGMENT_MEDIAN_TARGET_S:.0f} s, none > {SEGMENT_MAX_TARGET_S:.0f} s"
+    rows.append(["segment length", measured, target, _met(seg.segments_passed)])
+    if seg.cps_within is not None and seg.cps_max is not None:
+        measured = (
+            f"**{seg.cps_within:.1%}** of {seg.cues} cues ≤ {seg.cps_limit:.0f} cps, "
+            f"fastest {seg.cps_max:.1f} cps"
+        ).replace("%", " %")
+    else:
+        measured = "not measured"
+    target = f"≥ {CPS_SHARE_TARGET:.0%} ≤ {CPS_LIMIT:.0f} cps".replace("%", " %")
+    rows.append(["subtitle reading speed", measured, target, _met(seg.cps_passed)])
+    if seg.min_gap_s is not None:
+        measured = f"min **{seg.min_gap_s * 1000:.0f} ms**; {seg.gaps_under} gaps shorter"
+    else:
+        measured = "not measured"
+    target = f"≥ {MIN_GAP_TARGET_S * 1000:.0f} ms (2 frames)"
+    rows.append(["gap between cues", measured, target, _met(seg.gap_passed)])
+    for run in sil.runs:
+        if run.error is not None:
+            measured = "not measured"
+        else:
+            found = "; ".join(run.in_silence[:3]) + (" …" if len(run.in_silence) > 3 else "")
+            measured = f"**{len(run.in_silence)}** of {run.words} words" + (
+                f": {found}" if found else ""
+            )
+        rows.append([f"words in silence ({run.mode})", measured, "0", _met(run.passed)])
+    if lang.error is None:
+        runs = ", ".join(f"{r.language or '?'} {_span(r.start_s, r.end_s)}" for r in lang.runs)
+        measured = (
+            f"segments: **{runs or 'none'}**; transcript `{lang.language}` (most segment "
+            f"time: `{lang.majority}`); German part: "
+            f"“{lang.german_start}” ({lang.german_words} common German words)"
+        )
+    else:
+        measured = "not measured"
+    rows.append(
+        [
+            f"languages ({lang.model})",
+            measured,
+            "English, then German text, a language per segment",
+            _met(lang.passed),
+        ]
+    )
+    measured = "not measured" if lang.warnings is None else f"printed **{lang.warnings}×**"
+    rows.append(
+        [
+            f"English-only warning ({lang.english_only_model})",
+            measured,
+            "exactly once",
+            _met(lang.warning_passed),
+        ]
+    )
+    lines += table(["check", "measured", "target", "met"], rows)
+    notes = [f"- segments and subtitles: {seg.error}"] if seg.error else []
+    notes += [f"- silence: {sil.error}"] if sil.error else []
+    notes += [f"- silence ({r.mode}): {r.error}" for r in sil.runs if r.error]
+    notes += [f"- languages ({lang.model}): {lang.error}"] if lang.error else []
+    if lang.warning_error:
+        notes.append(f"- languages ({lang.english_only_model}): {lang.warning_error}")
+    if notes:
+        lines += ["", *notes]
+    return [*lines, ""]
+
+
 def render(results: Results) -> str:
     lines = [
         *header(results),
@@ -337,5 +453,6 @@ def render(results: Results) -> str:
         *search_section(results.search),
         *diarization_section(results.diarization),
         *reliability_section(results.reliability),
+        *readability_section(results.readability),
     ]
     return "\n".join(lines).rstrip() + "\n"

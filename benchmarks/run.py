@@ -23,6 +23,7 @@ from pathlib import Path
 from benchmarks import environment
 from benchmarks.corpus import CorpusError, locate
 from benchmarks.measure import MeasureError
+from benchmarks.readability import readability
 from benchmarks.reliability import reliability
 from benchmarks.report import Results, render
 from benchmarks.sections import (
@@ -152,6 +153,8 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
         reliability_result = reliability(
             trax, workdir, process_env, corpus.root, quick, log, recording=short
         )
+        # Short runs (the 5-minute transcript is the speed section's, reused): quick mode too.
+        readability_result = readability(bench, short, short_s, corpus.root)
 
     environment.finish(env)
     return Results(
@@ -166,6 +169,7 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
         diarization=diarization(),
         search=search_result,
         reliability=reliability_result,
+        readability=readability_result,
     )
 
 
