@@ -14,6 +14,18 @@ another); the environment overrides it::
     [llm]
     base_url = "https://api.deepseek.com"
     api_key = "sk-…"
+    budget_usd = 0.02                  # per transcript
+    glossary = "~/terms.txt"           # one name or term a line
+
+    [llm.prices.deepseek-flash]        # USD per 1M tokens: [off-peak, peak]
+    input_cache_hit = [0.003, 0.006]
+    input_cache_miss = [0.15, 0.30]
+    output = [0.60, 1.20]
+    peak_utc = [[1, 4], [6, 10]]       # hours [from, to) in UTC
+
+The LLM's model name is configuration (``llm.model``) but it does change what
+the enhancement stage produces, so that stage copies it into its own settings
+(and so into its cache and dedup keys); no other module names a model.
 """
 
 from __future__ import annotations
@@ -38,7 +50,12 @@ class Secret:
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
+        from trax.errors import hide_secret
+
         self._value = value
+        # Every line Trax prints passes through ``scrub``: a server that quotes the
+        # key back in an error message cannot make us print it.
+        hide_secret(value)
 
     def reveal(self) -> str:
         """The real value, for the one place that sends it (an HTTP header)."""
@@ -87,6 +104,70 @@ def _positive(value: str) -> float:
     return number
 
 
+def _count(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _budget(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise ValueError("must be 0 or more")
+    return number
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+PRICES_PER_MILLION: dict[str, dict[str, Any]] = {
+    "deepseek-flash": {
+        "input_cache_hit": [0.003, 0.006],
+        "input_cache_miss": [0.15, 0.30],
+        "output": [0.60, 1.20],
+        "peak_utc": [[1, 4], [6, 10]],
+    },
+}
+"""USD per million tokens, [off-peak, peak] (DeepSeek's list, late 2026); a model
+missing here is priced at 0 (a local server)."""
+
+_PRICE_KEYS = ("input_cache_hit", "input_cache_miss", "output")
+
+
+def _prices(value: str | Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """A prices table: JSON from the environment, a TOML table from the file."""
+    import json
+
+    table = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(table, Mapping):
+        raise ValueError("must be a table of models")
+    checked: dict[str, dict[str, Any]] = {}
+    for model, entry in table.items():
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"{model}: must be a table")
+        row: dict[str, Any] = {}
+        for key in _PRICE_KEYS:
+            pair = entry.get(key)
+            if (
+                not isinstance(pair, list | tuple)
+                or len(pair) != 2
+                or not all(isinstance(p, int | float) and p >= 0 for p in pair)
+            ):
+                raise ValueError(f"{model}.{key}: must be [off-peak, peak] USD per 1M tokens")
+            row[key] = [float(p) for p in pair]
+        spans = entry.get("peak_utc", [])
+        if not isinstance(spans, list | tuple) or not all(
+            isinstance(s, list | tuple) and len(s) == 2 and all(0 <= h <= 24 for h in s)
+            for s in spans
+        ):
+            raise ValueError(f"{model}.peak_utc: must be a list of [from, to) UTC hours")
+        row["peak_utc"] = [[int(a), int(b)] for a, b in spans]
+        checked[str(model)] = row
+    return checked
+
+
 OPTIONS: tuple[Option, ...] = (
     Option(
         "database_url",
@@ -120,8 +201,55 @@ OPTIONS: tuple[Option, ...] = (
         help="LLM API key",
     ),
     Option("llm.model", ("TRAX_LLM_MODEL",), lambda: "deepseek-flash", help="LLM model name"),
-    Option("llm.timeout_s", ("TRAX_LLM_TIMEOUT_S",), lambda: 60.0, _positive, help="per request"),
+    Option(
+        "llm.timeout_s",
+        ("TRAX_LLM_TIMEOUT_S",),
+        lambda: 60.0,
+        _positive,
+        help="read timeout: longest wait for the next bytes of an answer",
+    ),
+    Option(
+        "llm.deadline_s",
+        ("TRAX_LLM_DEADLINE_S",),
+        lambda: 300.0,
+        _positive,
+        help="overall limit per chunk, retries included",
+    ),
+    Option(
+        "llm.retries", ("TRAX_LLM_RETRIES",), lambda: 4, _count, help="retries of 429/5xx/timeouts"
+    ),
+    Option(
+        "llm.budget_usd",
+        ("TRAX_LLM_BUDGET_USD",),
+        lambda: 0.01,
+        _budget,
+        help="most an enhancement may spend per transcript",
+    ),
+    Option(
+        "llm.concurrency",
+        ("TRAX_LLM_CONCURRENCY",),
+        lambda: 4,
+        _count,
+        help="chunks sent at once",
+    ),
+    Option(
+        "llm.glossary",
+        ("TRAX_LLM_GLOSSARY",),
+        lambda: None,
+        _path,
+        help="file of names and terms (one a line) for enhancement",
+    ),
+    Option(
+        "llm.prices",
+        ("TRAX_LLM_PRICES",),
+        lambda: _prices(PRICES_PER_MILLION),
+        _prices,
+        help="USD per 1M tokens per model, [off-peak, peak] (JSON in the environment)",
+    ),
 )
+
+TABLES = frozenset({"llm.prices"})
+"""Options whose value in the file is a table, not a single value."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +264,12 @@ class Config:
     llm_api_key: Secret | None
     llm_model: str
     llm_timeout_s: float
+    llm_deadline_s: float
+    llm_retries: int
+    llm_budget_usd: float
+    llm_concurrency: int
+    llm_glossary: Path | None
+    llm_prices: dict[str, dict[str, Any]]
     file: Path
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -154,7 +288,7 @@ class Config:
                 sources[option.key] = "default"
                 continue
             try:
-                values[option.key] = option.parse(str(raw))
+                values[option.key] = option.parse(raw if option.key in TABLES else str(raw))
             except ValueError as exc:
                 raise ConfigError(f"{option.key} from {source}: {exc}") from exc
             sources[option.key] = source
@@ -180,6 +314,10 @@ class Config:
                 text = "(not set)" if value is None else "(set, hidden)"
             elif option.key == "database_url":
                 text = redact(self.database)
+            elif option.key in TABLES:
+                import json
+
+                text = json.dumps(value, separators=(",", ":"))
             else:
                 text = str(value)
             rows.append((option.key, text, self.sources.get(option.key, "default")))
@@ -217,6 +355,10 @@ def _lookup(
         node = node.get(part) if isinstance(node, Mapping) else None
     if node is None:
         return None, "default"
+    if option.key in TABLES:
+        if not isinstance(node, Mapping):
+            raise ConfigError(f"{option.key} in {path} must be a table")
+        return node, f"file {path}"
     if isinstance(node, Mapping | list):
         raise ConfigError(f"{option.key} in {path} must be a single value")
     return node, f"file {path}"
@@ -248,4 +390,4 @@ def load_config() -> Config:
         return _cached[1]
 
 
-__all__ = ["OPTIONS", "Config", "ConfigError", "Secret", "load_config"]
+__all__ = ["OPTIONS", "PRICES_PER_MILLION", "Config", "ConfigError", "Secret", "load_config"]

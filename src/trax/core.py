@@ -189,7 +189,12 @@ class SkippedStage:
 
 @dataclass(frozen=True, slots=True)
 class Edit:
-    """A change a stage made to what an earlier stage produced, kept for review."""
+    """A change a stage made to what an earlier stage produced, kept for review.
+
+    A stage that checks proposed changes (LLM enhancement) also keeps those it
+    refused: ``status`` "rejected", with the ``reason``; only "accepted" edits
+    are in the text.
+    """
 
     stage: str
     start: float
@@ -197,6 +202,8 @@ class Edit:
     before: str
     after: str
     kind: str
+    status: str = "accepted"
+    reason: str = ""
 
 
 def records_key(records: tuple[StageRecord, ...] | list[StageRecord]) -> str:
@@ -214,7 +221,8 @@ class Transcript:
 
     ``stages`` are the stages that actually ran, in order; ``skipped`` those of
     the pipeline that did not, with the reason; ``edits`` what later stages
-    changed of earlier stages' output.
+    changed of earlier stages' output; ``usage`` what paid services cost for
+    it (LLM tokens and US dollars, e.g. ``llm_cost_usd``), empty when none ran.
     """
 
     media: MediaInfo
@@ -229,6 +237,7 @@ class Transcript:
     timings: dict[str, float] = field(default_factory=dict)
     id: int | None = None
     created_at: datetime | None = None
+    usage: dict[str, float] = field(default_factory=dict)
 
     @property
     def text(self) -> str:

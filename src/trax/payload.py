@@ -8,7 +8,9 @@ step on load, so transcripts stored long ago stay readable.
 Schema 2 records the stages that ran (name, version, settings), the stages
 skipped and why, the edits later stages made, and a speaker per word. Schema 3
 stores words without their leading space, with ``attached`` where no space
-precedes them, and a language per segment.
+precedes them, and a language per segment; optional fields added since (each
+read with a default, so payloads without them load): an edit's ``status`` and
+``reason``, and the transcript's ``usage`` (LLM tokens and cost).
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def to_payload(transcript: Transcript) -> dict[str, Any]:
         "text": transcript.text,
         "no_speech": transcript.no_speech,
         "timings": {k: round(v, 3) for k, v in transcript.timings.items()},
+        "usage": dict(transcript.usage),
         "segments": [segment_to_dict(s) for s in transcript.segments],
     }
 
@@ -189,4 +192,5 @@ def from_payload(payload: dict[str, Any]) -> Transcript:
         timings=dict(payload.get("timings", {})),
         id=payload.get("id"),
         created_at=datetime.fromisoformat(created) if created else None,
+        usage=dict(payload.get("usage") or {}),
     )

@@ -299,12 +299,21 @@ def _load(obj: Context, transcript_id: int) -> Transcript:
 @click.argument("transcript_id", type=int)
 @click.option("--segments", is_flag=True, help="One line per segment with times.")
 @click.option("--json", "as_json", is_flag=True, help="The full stored payload.")
+@click.option(
+    "--changes",
+    is_flag=True,
+    help="What later stages changed (LLM edits accepted and rejected, with reasons).",
+)
 @pass_context
-def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> None:
+def show(obj: Context, transcript_id: int, segments: bool, as_json: bool, changes: bool) -> None:
     """Show one stored transcript."""
+    from dataclasses import replace
+
     from trax.payload import to_payload
 
     transcript = _load(obj, transcript_id)
+    if not transcript.usage:  # kept beside the row's metrics (see SqlTranscriptStore.keep_usage)
+        transcript = replace(transcript, usage=obj.store().usage(transcript_id))
     if as_json:
         click.echo(json.dumps(to_payload(transcript), ensure_ascii=False, indent=2))
         return
@@ -320,7 +329,30 @@ def show(obj: Context, transcript_id: int, segments: bool, as_json: bool) -> Non
     click.echo(f"  stages {stages or 'not recorded'}")
     for skipped in transcript.skipped:
         click.echo(f"  skipped {skipped.name}: {skipped.reason}")
+    usage = transcript.usage
+    if "llm_cost_usd" in usage:
+        tokens = usage.get("llm_prompt_tokens", 0) + usage.get("llm_output_tokens", 0)
+        click.echo(
+            f"  cost ${usage['llm_cost_usd']:.4f} ({tokens:,.0f} LLM tokens, "
+            f"{usage.get('llm_cache_hit_tokens', 0):,.0f} from the prompt cache; "
+            f"{usage.get('llm_requests', 0):.0f} requests)"
+        )
+    if transcript.edits:
+        accepted = sum(1 for e in transcript.edits if e.status == "accepted")
+        rejected = len(transcript.edits) - accepted
+        hint = "" if changes else " (--changes lists them)"
+        click.echo(f"  edits {accepted} accepted, {rejected} rejected{hint}")
     click.echo("")
+    if changes:
+        if not transcript.edits:
+            click.echo("no changes recorded")
+        for e in transcript.edits:
+            why = f"  ({e.reason})" if e.reason else ""
+            click.echo(
+                f"[{clock(e.start)} → {clock(e.end)}] {e.status:8} {e.stage}/{e.kind}: "
+                f"{e.before!r} → {e.after!r}{why}"
+            )
+        return
     if transcript.no_speech:
         click.echo("no speech found")
     elif segments:

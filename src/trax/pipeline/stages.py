@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
     from trax.media.source import AudioSource
+    from trax.store.cache import StageCache
 
 StageKind = Literal["audio", "transcript"]
 
@@ -38,12 +39,16 @@ class RunContext:
 
     ``audio`` re-reads any span of the file (seeking, bounded memory);
     ``progress`` takes a position in the file (seconds) and may raise
-    ``Interrupted`` when the run was asked to stop.
+    ``Interrupted`` when the run was asked to stop. ``cache`` is the stage
+    cache, for a stage that keeps parts of its work (an LLM's answer per
+    chunk) rather than its whole output; None when the run has none or was
+    asked to compute everything again.
     """
 
     audio: AudioSource
     duration_s: float | None
     progress: Callable[[float], None] | None = None
+    cache: StageCache | None = None
 
     def report(self, position_s: float) -> None:
         if self.progress is not None:

@@ -35,6 +35,8 @@ class StageInfo:
     """When the stage is part of a run (e.g. "unless --no-vad")."""
     available: bool
     reason: str
+    optional: bool = False
+    """A run goes on without it (recorded as skipped) when it cannot run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +115,49 @@ def _v1_describe() -> tuple[StageInfo, ...]:
     )
 
 
+def _v2_stages(settings: TranscriptionSettings, transcriber: Transcriber) -> list[Stage]:
+    """v1, then LLM enhancement of the whole transcript (skipped, keeping v1's text,
+    where no API key is configured)."""
+    from trax.config import load_config
+    from trax.llm.stage import EnhanceRuntime, EnhanceSettings, EnhanceStage
+
+    config = load_config()
+    enhance = EnhanceStage(
+        EnhanceSettings.from_config(config, settings.hotwords), EnhanceRuntime.from_config(config)
+    )
+    return [*_v1_stages(settings, transcriber), enhance]
+
+
+def _v2_describe() -> tuple[StageInfo, ...]:
+    from trax.config import load_config
+    from trax.llm.client import NO_KEY
+    from trax.llm.stage import EnhanceStage
+
+    reason = NO_KEY if load_config().llm_api_key is None else None
+    enhance = _info(EnhanceStage, "always; skipped (v1 text kept) when it cannot run", reason)
+    return (*_v1_describe(), enhance)
+
+
 def _info(stage: Any, when: str, reason: str | None) -> StageInfo:
     """A stage class's own description (class attributes: nothing is built)."""
     return StageInfo(
-        stage.name, stage.version, stage.kind, stage.adds, when, reason is None, reason or ""
+        stage.name,
+        stage.version,
+        stage.kind,
+        stage.adds,
+        when,
+        reason is None,
+        reason or "",
+        stage.optional,
     )
 
 
 PIPELINES: dict[str, PipelineVersion] = {
     "v1": PipelineVersion("v1", "Whisper transcription", _v1_stages, _v1_describe),
+    "v2": PipelineVersion("v2", "v1 + LLM enhancement", _v2_stages, _v2_describe),
 }
 
 PLANNED: dict[str, str] = {
-    "v2": "v1 + LLM enhancement",
     "v3": "v2 + multi-pass accuracy",
     "v4": "v3 + speaker diarization",
 }
@@ -150,7 +182,8 @@ def describe() -> list[PipelineInfo]:
     infos = []
     for version in PIPELINES.values():
         stages = version.describe()
-        reasons = [f"{s.name}: {s.reason}" for s in stages if not s.available]
+        # An optional stage that cannot run is skipped; the version still runs.
+        reasons = [f"{s.name}: {s.reason}" for s in stages if not s.available and not s.optional]
         infos.append(
             PipelineInfo(version.name, version.title, not reasons, "; ".join(reasons), stages)
         )
