@@ -146,15 +146,27 @@ class TranscriptionSettings:
     vad: bool = True
     batched: bool = True
     word_timestamps: bool = True
+    glossary: tuple[str, ...] = ()
+    """Names and terms for the LLM stage (``--glossary FILE``): the terms themselves,
+    so a worker on another machine needs no copy of the file."""
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        settings = asdict(self)
+        if not self.glossary:
+            # Left out when empty: settings stored before it existed keep their digest.
+            del settings["glossary"]
+        else:
+            settings["glossary"] = list(self.glossary)
+        return settings
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TranscriptionSettings:
         """Rebuild stored settings; keys this version doesn't know are ignored."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "glossary" in values:
+            values["glossary"] = tuple(values["glossary"])
+        return cls(**values)
 
     def fingerprint(self) -> str:
         """A digest of the request (names a batch; not a cache key)."""

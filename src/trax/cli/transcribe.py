@@ -28,6 +28,7 @@ from trax.cli.main import (
 )
 
 if TYPE_CHECKING:
+    from trax.core import Transcript
     from trax.jobs import Batch, Job, SqlJobStore
     from trax.jobs.batches import Conflict
     from trax.store import SqlTranscriptStore
@@ -55,6 +56,11 @@ if TYPE_CHECKING:
 @click.option("--beam-size", default=5, show_default=True, type=click.IntRange(1, 20))
 @click.option("--initial-prompt", help="Text that primes spelling and style.")
 @click.option("--hotwords", help="Words and names to favour.")
+@click.option(
+    "--glossary",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file of names and terms, one a line, for LLM enhancement (pipeline v2).",
+)
 @click.option("--no-vad", is_flag=True, help="Decode silence too (not recommended).")
 @click.option("--sequential", is_flag=True, help="Decode one chunk at a time, not batched.")
 @click.option(
@@ -111,6 +117,7 @@ def transcribe(
     beam_size: int,
     initial_prompt: str | None,
     hotwords: str | None,
+    glossary: Path | None,
     no_vad: bool,
     sequential: bool,
     format_spec: str,
@@ -132,20 +139,23 @@ def transcribe(
     Each file is a job of a batch kept in the database: kill the process at any
     moment and run the same command again (or `trax jobs resume`) to finish it.
     """
+    from trax.config import ConfigError
     from trax.core import TranscriptionSettings
     from trax.errors import TraxError
     from trax.export import ExportError, check_output_folder, parse_formats
     from trax.jobs import SqlJobStore
     from trax.jobs.batches import submit_batch
     from trax.languages import checked_language
+    from trax.llm.glossary import merge, read_glossary
     from trax.pipeline import PipelineError, get_pipeline
 
     try:
         formats = [] if format_spec.strip().lower() == "none" else parse_formats(format_spec)
-        get_pipeline(pipeline_name)
+        version = get_pipeline(pipeline_name)
         language = checked_language(language, model)
         subtitles = subtitle_options(max_line_width, max_line_count, max_cue_duration)
-    except (ValueError, PipelineError) as exc:
+        terms = merge(read_glossary(glossary)) if glossary is not None else ()
+    except (ValueError, PipelineError, ConfigError) as exc:
         fail(exc)
     if formats:
         try:
@@ -154,6 +164,10 @@ def transcribe(
             unwritable = TraxError(f"cannot write exports to {exc}")
             unwritable.__cause__ = exc.__cause__
             fail(unwritable)
+    if not quiet and not as_json:
+        for stage in version.describe():
+            if stage.optional and not stage.available:  # said once, not once per file
+                click.echo(f"warning: {stage.name} is skipped: {stage.reason}", err=True)
     settings = TranscriptionSettings(
         pipeline=pipeline_name,
         model=model,
@@ -163,6 +177,7 @@ def transcribe(
         hotwords=hotwords,
         vad=not no_vad,
         batched=not sequential,
+        glossary=terms,
     )
     store = obj.store()
     try:
@@ -462,11 +477,16 @@ def _this_run(batch_jobs: list[Job], elapsed_s: float) -> str:
     )
 
 
-def _no_speech(store: SqlTranscriptStore, job: Job) -> bool:
-    if job.status != "done" or job.transcript_id is None:
-        return False
-    transcript = store.get(job.transcript_id)
-    return transcript is not None and transcript.no_speech
+def _done(store: SqlTranscriptStore, jobs: list[Job]) -> list[Transcript]:
+    """The transcripts of the jobs that are done."""
+    found = (store.get(j.transcript_id) for j in jobs if j.status == "done" and j.transcript_id)
+    return [t for t in found if t is not None]
+
+
+def _llm_cost(transcript: Transcript) -> str:
+    usage = transcript.usage
+    tokens = usage.get("llm_prompt_tokens", 0) + usage.get("llm_output_tokens", 0)
+    return f"LLM ${usage.get('llm_cost_usd', 0.0):.4f} ({tokens:,.0f} tokens)"
 
 
 def finish_batch(
@@ -498,15 +518,21 @@ def finish_batch(
                 click.echo(f"no speech found in {shown(only.path)}", err=True)
             elif transcript is not None:
                 click.echo(transcript.text)
+            if transcript is not None and "llm_cost_usd" in transcript.usage:
+                click.echo(_llm_cost(transcript), err=True)
         elif batch is not None:
             counts: dict[str, int] = {}
             for job in batch_jobs:
                 counts[job.status] = counts.get(job.status, 0) + 1
             counts["failed"] = failed
             line = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-            silent = sum(_no_speech(store, job) for job in batch_jobs)
+            done = _done(store, batch_jobs)
+            silent = sum(t.no_speech for t in done)
             if silent:
                 line += f"; no speech found in {silent}"
+            cost = sum(t.usage.get("llm_cost_usd", 0.0) for t in done)
+            if any("llm_cost_usd" in t.usage for t in done):
+                line += f"; LLM ${cost:.4f}"
             click.echo(f"batch {batch.name}: {line}", err=True)
             if elapsed_s:
                 click.echo(f"  {_this_run(batch_jobs, elapsed_s)}", err=True)

@@ -400,7 +400,10 @@ class Pipeline:
         for stage in audio_stages:
             key = stage_key(key, stage)
         run = RunContext(
-            prepared.source, info.duration_s, _progress(on_progress, should_stop, info)
+            prepared.source,
+            info.duration_s,
+            _progress(on_progress, should_stop, info),
+            cache=None if refresh else cache,
         )
         try:
             reuse = cache is not None and not refresh and bool(audio_stages)

@@ -123,7 +123,8 @@ def _v2_stages(settings: TranscriptionSettings, transcriber: Transcriber) -> lis
 
     config = load_config()
     enhance = EnhanceStage(
-        EnhanceSettings.from_config(config, settings.hotwords), EnhanceRuntime.from_config(config)
+        EnhanceSettings.from_config(config, settings.hotwords, settings.glossary),
+        EnhanceRuntime.from_config(config),
     )
     return [*_v1_stages(settings, transcriber), enhance]
 

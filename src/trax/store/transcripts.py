@@ -90,6 +90,8 @@ def transcript_metrics(transcript: Transcript) -> dict[str, Any]:
             round(sum(s.avg_logprob for s in segments) / len(segments), 4) if segments else None
         ),
         "redecoded_segments": sum(1 for s in segments if s.temperature > 0),
+        # What paid stages (the LLM) used and cost: tokens and dollars.
+        **({"usage": dict(transcript.usage)} if transcript.usage else {}),
     }
 
 
@@ -345,6 +347,7 @@ def _to_transcript(row: TranscriptRow) -> Transcript:
         "language_probability": row.language_probability,
         "timings": row.timings,
         "segments": row.segments,
+        "usage": (row.metrics or {}).get("usage", {}),
     }
     if row.schema_version == 1:
         payload["stage_versions"] = row.stages  # schema 1 kept a name → version map here
