@@ -46,10 +46,9 @@ def make_transcript(segments: list[Segment], duration_s: float | None = None) ->
 
 
 def make_segment(words: list[tuple[float, float, str]], speaker: str | None = None) -> Segment:
-    """A segment whose words carry Whisper's leading space."""
-    ws = tuple(Word(start, end, f" {text}", 0.9) for start, end, text in words)
-    text = "".join(w.text for w in ws)
-    return Segment(ws[0].start, ws[-1].end, text, ws, speaker=speaker)
+    """A segment of these words (its text is rendered from them)."""
+    ws = tuple(Word(start, end, text, 0.9) for start, end, text in words)
+    return Segment(ws[0].start, ws[-1].end, "", ws, speaker=speaker)
 
 
 def timed(

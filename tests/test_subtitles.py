@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.mediafiles import AUDIO, JFK, read_audio, write_media
+from tests.test_export import make_segment as segment
+from tests.test_export import texts, timed
 from trax.asr import FasterWhisperTranscriber
 from trax.core import MediaInfo, Segment, Transcript, TranscriptionSettings, Word, render_words
 from trax.export import get_exporter
@@ -41,27 +43,6 @@ RECORDINGS = [
     AUDIO / "hotwords.mp3",
 ]
 MULTILINGUAL_ENGLISH_S = 30.0
-
-
-def segment(words: list[tuple[float, float, str]], speaker: str | None = None) -> Segment:
-    ws = tuple(Word(start, end, text, 0.9) for start, end, text in words)
-    return Segment(ws[0].start, ws[-1].end, "", ws, speaker=speaker)
-
-
-def timed(
-    text: str, start: float = 0.0, slot: float = 0.35, gap: float = 0.05
-) -> list[tuple[float, float, str]]:
-    """Evenly spoken words: each takes ``slot`` seconds followed by ``gap`` of silence."""
-    words = []
-    t = start
-    for word in text.split():
-        words.append((round(t, 3), round(t + slot, 3), word))
-        t += slot + gap
-    return words
-
-
-def texts(cues: list[Cue]) -> list[str]:
-    return [cue.text for cue in cues]
 
 
 def words_of(cues: list[Cue]) -> list[str]:
