@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchmarks.enhance import COST_TARGET_USD, OVERHEAD_TARGET_S
+from benchmarks.enhance import Result as Enhancement
 from benchmarks.environment import Environment
 from benchmarks.readability import (
     CPS_LIMIT,
@@ -46,6 +48,10 @@ class Results:
     """Exactly once under concurrency and faults (``benchmarks.reliability``)."""
     readability: Readability | None = None
     """Segments, subtitles, silence and languages (``benchmarks.readability``)."""
+    enhancement: Enhancement | None = None
+    """v2's LLM enhancement against a scripted local server (``benchmarks.enhance``)."""
+    enhancement_error: str | None = None
+    """Why ``enhancement`` is missing, when it failed."""
 
 
 def clock(seconds: float) -> str:
@@ -442,6 +448,72 @@ def readability_section(readability: Readability | None) -> list[str]:
     return [*lines, ""]
 
 
+def enhancement_section(result: Enhancement | None, error: str | None = None) -> list[str]:
+    lines = ["## 10. v2: LLM enhancement", ""]
+    if result is None:
+        return [*lines, f"Not measured in this run{f': {error}' if error else ''}.", ""]
+    hour = result.per_hour
+    lines += [
+        f"The {clock(result.audio_s)} v1 transcript ({result.words} words, {result.segments} "
+        f"segments) through the `enhance` stage (prompt `{result.prompt or '?'}`), in "
+        f"{result.chunks} chunk(s), against a scripted chat-completions server on 127.0.0.1 "
+        "(`tests/llm_server`) replaying fixed edits for every chunk: a capital where one is "
+        "missing, a full stop where one is missing, one word edit per segment with an unsure "
+        "word, in the answer format the prompt asks for. Overhead: the stage's wall time with "
+        "one chunk at a time minus the time the server spent answering, median of "
+        f"{result.runs} runs. Tokens and cost: "
+        f"{clock(result.hour_s)} of audio (the transcript {round(result.hour_s / result.audio_s)}"
+        f" times back to back) in {result.hour_chunks} chunks, usage reported the way "
+        "DeepSeek does (the system prompt from its prefix cache after the first request, "
+        "in whole 64-token blocks), tokens counted with Whisper's GPT-2 BPE tokenizer "
+        "(DeepSeek's own is not available offline and needs fewer tokens for the same text, "
+        "so this errs high), priced from Trax's price table for the configured model.",
+        "",
+    ]
+    tokens = (
+        f"{result.tokens_per_hour:,.0f} ({result.prompt_tokens * hour:,.0f} prompt, of them "
+        f"{result.cache_hit_tokens * hour:,.0f} from the prefix cache, + "
+        f"{result.output_tokens * hour:,.0f} output)"
+    )
+    off, peak = result.cost_per_hour_off_peak_usd, result.cost_per_hour_peak_usd
+    rows = [
+        [
+            "stage overhead per 5-minute transcript (1 chunk at a time, minus server time)",
+            f"**{result.overhead_s:.3f} s**",
+            f"< {OVERHEAD_TARGET_S:g} s",
+            _met(result.overhead_s < OVERHEAD_TARGET_S),
+        ],
+        [
+            "stage wall time, 1 chunk at a time / concurrent; re-run from the stage cache",
+            f"{result.wall_s:.3f} s / {result.concurrent_wall_s:.3f} s; "
+            f"{result.cached_wall_s:.3f} s, $0",
+            "",
+            "",
+        ],
+        [
+            "edits accepted / rejected (5 minutes)",
+            f"{result.accepted} / {result.rejected}",
+            "",
+            "",
+        ],
+        ["tokens per hour of audio", tokens, "", ""],
+        [
+            "cost per hour of audio, off-peak",
+            f"**${off:.4f}**",
+            f"< ${COST_TARGET_USD:g}",
+            _met(off < COST_TARGET_USD),
+        ],
+        [
+            "cost per hour of audio, peak (01–04, 06–10 UTC: double prices)",
+            f"**${peak:.4f}**",
+            f"< ${COST_TARGET_USD:g}",
+            _met(peak < COST_TARGET_USD),
+        ],
+    ]
+    lines += table(["measure", "measured", "target", "met"], rows)
+    return [*lines, ""]
+
+
 def render(results: Results) -> str:
     lines = [
         *header(results),
@@ -454,5 +526,6 @@ def render(results: Results) -> str:
         *diarization_section(results.diarization),
         *reliability_section(results.reliability),
         *readability_section(results.readability),
+        *enhancement_section(results.enhancement, results.enhancement_error),
     ]
     return "\n".join(lines).rstrip() + "\n"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from benchmarks import environment
 from benchmarks.corpus import CorpusError, locate
+from benchmarks.enhance import enhancement
 from benchmarks.measure import MeasureError
 from benchmarks.readability import readability
 from benchmarks.reliability import reliability
@@ -51,6 +52,8 @@ BATCH_FILES = 100
 QUICK_BATCH_FILES = 10
 QUICK_MODEL = "tiny.en"
 """Quick mode (CI) measures only the smallest model, to stay within a few minutes."""
+ENHANCE_RUNS = 5
+ENHANCE_RUNS_QUICK = 3
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -155,6 +158,23 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
         )
         # Short runs (the 5-minute transcript is the speed section's, reused): quick mode too.
         readability_result = readability(bench, short, short_s, corpus.root)
+        # Seconds (the speed section's stored transcript, a scripted local LLM server).
+        enhancement_result, enhancement_error = None, None
+        try:
+            enhancement_result = enhancement(
+                short,
+                bench.database_url,
+                QUICK_MODEL,
+                ENHANCE_RUNS_QUICK if quick else ENHANCE_RUNS,
+            )
+            log(
+                f"enhancement: overhead {enhancement_result.overhead_s:.3f} s, "
+                f"${enhancement_result.cost_per_hour_off_peak_usd:.4f} / "
+                f"${enhancement_result.cost_per_hour_peak_usd:.4f} per hour"
+            )
+        except Exception as exc:  # noqa: BLE001 - reported in the section; the run goes on
+            enhancement_error = f"{type(exc).__name__}: {exc}"
+            log(f"enhancement: not measured: {enhancement_error}")
 
     environment.finish(env)
     return Results(
@@ -170,6 +190,8 @@ def measure_all(corpus_root: Path, quick: bool, trax: Path) -> Results:
         search=search_result,
         reliability=reliability_result,
         readability=readability_result,
+        enhancement=enhancement_result,
+        enhancement_error=enhancement_error,
     )
 
 

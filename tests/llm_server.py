@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FENCE = re.compile(r"=====BEGIN TRANSCRIPT (\w+)=====\n(.*?)\n=====END TRANSCRIPT \1=====", re.S)
+FENCE = re.compile(r"<transcript (\w+)>\n(.*?)\n</transcript \1>", re.S)
+LOW_MARK = "~"
 
 
 @dataclass
@@ -33,10 +34,26 @@ class Request:
         return str(self.body["messages"][-1]["content"])
 
     def segments(self) -> list[dict[str, Any]]:
-        """The transcript lines between the fences, parsed."""
+        """The transcript lines between the fences, parsed: ``s`` the segment index
+        (None for read-only context), ``w`` the words without their marks, ``low``
+        the positions of words marked unsure (when there are any), ``ro`` whether
+        the line is read-only context."""
         match = FENCE.search(self.user)
         assert match is not None, "no fenced transcript in the request"
-        return [json.loads(line) for line in match.group(2).splitlines()]
+        parsed = []
+        for line in match.group(2).splitlines():
+            index, _, text = line.partition("|")
+            shown = text.split(" ")
+            entry: dict[str, Any] = {
+                "s": None if index == "-" else int(index),
+                "w": [w.removesuffix(LOW_MARK) for w in shown],
+                "ro": index == "-",
+            }
+            low = [i for i, w in enumerate(shown) if w.endswith(LOW_MARK)]
+            if low:
+                entry["low"] = low
+            parsed.append(entry)
+        return parsed
 
     def editable(self) -> list[dict[str, Any]]:
         return [s for s in self.segments() if not s.get("ro")]
@@ -82,8 +99,9 @@ def completion(content: str | None, usage: dict[str, int] | None = None) -> dict
     }
 
 
-def edits_reply(edits: list[dict[str, Any]], **kwargs: Any) -> Reply:
-    return Reply(body=completion(json.dumps({"edits": edits})), **kwargs)
+def edits_reply(edits: list[Any], **kwargs: Any) -> Reply:
+    """An answer in the asked-for form: ``{"e": [[segment, position, before, after]]}``."""
+    return Reply(body=completion(json.dumps({"e": edits})), **kwargs)
 
 
 def error_reply(status: int, message: str, **headers: str) -> Reply:

@@ -50,8 +50,7 @@ def capitalise_last_word(request: Request) -> Reply:
     segment = request.editable()[0]
     last = len(segment["w"]) - 1
     word = segment["w"][last]
-    edit = {"s": segment["s"], "from": last, "to": last, "before": word, "after": word.upper()}
-    return edits_reply([edit | {"kind": "casing"}])
+    return edits_reply([[segment["s"], last, word, word.upper()]])
 
 
 def invoke(db_url: str, *args: str) -> Result:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from trax.core import Edit, Segment, Word
-from trax.llm.prompt import KINDS, Chunk
+from trax.llm.prompt import KINDS, LOW_MARK, Chunk
 
 STAGE = "enhance"
 STYLE_KINDS = ("punctuation", "casing")
@@ -134,28 +134,57 @@ class Proposal:
     last: int
     before: str | None
     after: str
-    kind: str
+    kind: str | None
+    """What the model called it, if it did; the code decides in the end."""
+
+
+_KIND_LETTERS = {k[0]: k for k in KINDS}
+
+
+def _position(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def parse(item: Any) -> Proposal | str:
-    """One entry of the model's ``edits`` list, or why it is unusable."""
-    if not isinstance(item, dict):
-        return "not an edit object"
-    s, first, last = item.get("s"), item.get("from"), item.get("to", item.get("from"))
-    after, before, kind = item.get("after"), item.get("before"), item.get("kind")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (s, first, last)):
+    """One entry of the model's edit list, or why it is unusable.
+
+    The asked-for form is ``[segment, first word, "words replaced", "replacement"]``
+    (the words replaced give the span's length); an optional fifth item names
+    the kind. An object ``{"s", "from", "to", "before", "after", "kind"}`` is
+    understood too.
+    """
+    if isinstance(item, list):
+        if len(item) < 4 or not isinstance(item[2], str):
+            return "not an edit [segment, position, words, replacement]"
+        s, first, before, after = item[:4]
+        kind = item[4] if len(item) > 4 else None
+        last = first + max(1, len(before.split())) - 1 if _position(first) else None
+    elif isinstance(item, dict):
+        s, first = item.get("s"), item.get("from")
+        last, before = item.get("to", first), item.get("before")
+        after, kind = item.get("after"), item.get("kind")
+    else:
+        return "not an edit"
+    if not (_position(s) and _position(first) and _position(last)):
         return "no segment and word positions"
     if not isinstance(after, str):
         return "no replacement text"
     assert isinstance(s, int) and isinstance(first, int) and isinstance(last, int)
+    if isinstance(kind, str):
+        kind = kind if kind in KINDS else _KIND_LETTERS.get(kind[:1].lower())
     return Proposal(
         s,
         first,
         last,
-        before if isinstance(before, str) else None,
-        after,
-        kind if kind in KINDS else "mishearing",
+        _unmarked(before) if isinstance(before, str) else None,
+        _unmarked(after),
+        kind if isinstance(kind, str) else None,
     )
+
+
+def _unmarked(text: str) -> str:
+    """Without the request's unsure-word marks, should the model copy them."""
+    return " ".join(w[: -len(LOW_MARK)] if w.endswith(LOW_MARK) else w for w in text.split())
 
 
 def tokens(text: str) -> list[str]:
@@ -171,7 +200,8 @@ def tokens(text: str) -> list[str]:
 
 def locate(words: Sequence[Word], proposal: Proposal) -> tuple[int, int] | None:
     """The proposal's word run, checked against its ``before``: models miscount
-    positions, so a ``before`` found exactly once elsewhere in the segment wins."""
+    positions, so the run of those words nearest the position wins (when no other
+    is as near)."""
     first, last = proposal.first, proposal.last
     if proposal.before is None:
         return (first, last) if 0 <= first <= last < len(words) else None
@@ -180,17 +210,27 @@ def locate(words: Sequence[Word], proposal: Proposal) -> tuple[int, int] | None:
         return first, last
     size = max(1, len(proposal.before.split()))
     found = [
-        (i, i + size - 1)
-        for i in range(len(words) - size + 1)
-        if letters(_text(words[i : i + size])) == wanted
+        i for i in range(len(words) - size + 1) if letters(_text(words[i : i + size])) == wanted
     ]
-    return found[0] if len(found) == 1 else None
+    if not found:
+        return None
+    found.sort(key=lambda i: abs(i - first))
+    if len(found) > 1 and abs(found[0] - first) == abs(found[1] - first):
+        return None  # as near one way as the other: which one is meant is unknown
+    return found[0], found[0] + size - 1
 
 
 def _text(words: Sequence[Word]) -> str:
     from trax.core import render_words
 
     return render_words(list(words))
+
+
+def guess_kind(before: str, after: str) -> str:
+    """The kind of an edit from its text alone (for one that could not be placed)."""
+    if letters(before) != letters(after):
+        return "mishearing"
+    return "casing" if before.casefold() == after.casefold() else "punctuation"
 
 
 def judge(
@@ -206,10 +246,14 @@ def judge(
     after = " ".join(new)
     if letters(before) == letters(after) and len(new) == len(old):
         if before == after:
-            return proposal.kind, "changes nothing"
+            return proposal.kind or "punctuation", "changes nothing"
         kind = "casing" if before.casefold() == after.casefold() else "punctuation"
         return kind, None
-    kind = proposal.kind if proposal.kind not in STYLE_KINDS else "mishearing"
+    in_glossary = _glossary_hit(before, after, rails.glossary)
+    if proposal.kind in ("mishearing", "term"):
+        kind = proposal.kind
+    else:  # not said, or a style kind for what changes words
+        kind = "term" if in_glossary or letters(before) == letters(after) else "mishearing"
     if not new:
         return kind, f"drops {len(old)} word(s)"
     if len(old) > rails.max_words or len(new) > rails.max_words:
@@ -217,7 +261,6 @@ def judge(
     if abs(len(new) - len(old)) > 1:
         return kind, f"adds or drops words ({len(old)} → {len(new)})"
     unsure = min(w.probability for w in old)
-    in_glossary = _glossary_hit(before, after, rails.glossary)
     if unsure >= rails.low_probability and not in_glossary:
         return kind, (
             f"changes words the recogniser was sure of (p={unsure:.2f} ≥ "
@@ -263,7 +306,9 @@ def replace_words(old: Sequence[Word], new: list[str]) -> list[Word]:
 def apply(segments: Sequence[Segment], chunk: Chunk, answer: Any, rails: Guardrails) -> ChunkResult:
     """Check every proposed edit of one chunk's answer and apply the accepted ones."""
     result = ChunkResult()
-    items = answer.get("edits") if isinstance(answer, dict) else None
+    items = None
+    if isinstance(answer, dict):
+        items = answer.get("e", answer.get("edits"))
     if not isinstance(items, list):
         result.problem = "the answer has no list of edits"
         return result
@@ -277,12 +322,13 @@ def apply(segments: Sequence[Segment], chunk: Chunk, answer: Any, rails: Guardra
             text = str(item)[:80]
             result.edits.append(_edit(fallback.start, fallback.start, text, "", "?", proposal))
             continue
+        kind_said = proposal.kind or guess_kind(proposal.before or "", proposal.after)
         if proposal.segment not in chunk.editable:
             where = segments[proposal.segment] if 0 <= proposal.segment < len(segments) else None
             start = where.start if where else fallback.start
             outside = f"segment {proposal.segment} is not editable in this chunk"
             result.edits.append(
-                _edit(start, start, proposal.before or "", proposal.after, proposal.kind, outside)
+                _edit(start, start, proposal.before or "", proposal.after, kind_said, outside)
             )
             continue
         segment = segments[proposal.segment]
@@ -292,7 +338,7 @@ def apply(segments: Sequence[Segment], chunk: Chunk, answer: Any, rails: Guardra
             mismatch = "does not match the words at that position"
             text = proposal.before or ""
             result.edits.append(
-                _edit(segment.start, segment.end, text, proposal.after, proposal.kind, mismatch)
+                _edit(segment.start, segment.end, text, proposal.after, kind_said, mismatch)
             )
             continue
         old = words[span[0] : span[1] + 1]

@@ -51,6 +51,8 @@ class EnhanceSettings:
     glossary: tuple[str, ...] = ()
     chunk_tokens: int = 2000
     context_segments: int = 2
+    context_words: int = 24
+    """Read-only context shown each side of a chunk: at most this many words."""
     low_probability: float = 0.6
     max_words: int = 3
     min_similarity: float = 0.5
@@ -105,7 +107,7 @@ def plan_chunks(segments: tuple[Segment, ...], settings: EnhanceSettings) -> lis
     for index, segment in enumerate(segments):
         if not segment.words:
             continue
-        tokens = estimate_tokens(segment_line(index, segment, settings.low_probability, False))
+        tokens = estimate_tokens(segment_line(index, segment, settings.low_probability))
         if not runs or size + tokens > settings.chunk_tokens:
             runs.append([])
             size = 0
@@ -122,7 +124,7 @@ class EnhanceStage:
     """Guarded LLM edits of misheard words, terms, punctuation and casing."""
 
     name: Final = "enhance"
-    version: Final = "llm-enhance/1"
+    version: Final = "llm-enhance/2"
     kind: Final = "transcript"
     adds = "LLM fixes of misheard words, terms, punctuation and casing, checked in code"
     cached = False  # answers are cached per chunk instead: a failed chunk must be retried
@@ -181,6 +183,7 @@ class EnhanceStage:
                 self.settings.glossary,
                 transcript.language or None,
                 self.settings.low_probability,
+                self.settings.context_words,
             )
             for chunk in chunks
         ]
@@ -283,8 +286,10 @@ class EnhanceStage:
         if stop.is_set():
             return f"not sent after: {halted[0]}" if halted else "not sent"
         prompt = sum(estimate_tokens(m["content"]) for m in request)
+        # An edit is about a dozen tokens ([12,3,"flower","flour"]): a quarter of the
+        # chunk's tokens is room for an edit every few words.
         transcript_part = estimate_tokens(request[-1]["content"])
-        estimate = ledger.estimate(prompt, transcript_part // 3 + 100)
+        estimate = ledger.estimate(prompt, transcript_part // 4 + 50)
         try:
             ledger.reserve(estimate)
         except BudgetExceeded as exc:
