@@ -113,7 +113,7 @@ def test_trax_enhance_upgrades_a_stored_v1_transcript(server: LLMServer, db_url:
         ("flour", "accepted"),
         ("source", "rejected"),
     ]
-    usage = store.usage(stored.id + 1)
+    usage = store.get(stored.id + 1).usage  # type: ignore[union-attr]
     assert usage["llm_requests"] == 1 and usage["llm_cost_usd"] > 0
     original = store.get(stored.id)
     assert original is not None and "flower" in original.text  # the v1 version stays

@@ -307,13 +307,9 @@ def _load(obj: Context, transcript_id: int) -> Transcript:
 @pass_context
 def show(obj: Context, transcript_id: int, segments: bool, as_json: bool, changes: bool) -> None:
     """Show one stored transcript."""
-    from dataclasses import replace
-
     from trax.payload import to_payload
 
     transcript = _load(obj, transcript_id)
-    if not transcript.usage:  # kept beside the row's metrics (see SqlTranscriptStore.keep_usage)
-        transcript = replace(transcript, usage=obj.store().usage(transcript_id))
     if as_json:
         click.echo(json.dumps(to_payload(transcript), ensure_ascii=False, indent=2))
         return

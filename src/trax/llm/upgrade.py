@@ -90,7 +90,7 @@ def enhance_stored(
         if not force:
             found = store.find(source.media.sha256, records_key(stages))
             if found is not None and enhanced(found):
-                yield Upgrade(transcript_id, replace(found, usage=store.usage(found.id or 0)), True)
+                yield Upgrade(transcript_id, found, True)
                 continue
         # The audio is never read (the stage works on text), but a stage may ask.
         run = RunContext(AudioSource(Path(source.media.path)), source.duration_s, cache=cache)
@@ -108,5 +108,5 @@ def enhance_stored(
             stages=stages,
             timings={**base.timings, f"{STAGE}_s": spent},
         )
-        saved = store.save(result, [store.keep_usage(result.usage)])
+        saved = store.save(result)
         yield Upgrade(transcript_id, saved, warning=notice)

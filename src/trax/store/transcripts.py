@@ -167,28 +167,6 @@ class SqlTranscriptStore:
             failpoint("store.commit")
             return replace(transcript, id=row.id, created_at=row.created_at)
 
-    @staticmethod
-    def keep_usage(usage: dict[str, float]) -> SaveCheck:
-        """A save check that keeps ``usage`` (LLM tokens and cost) in the new row's
-        ``metrics``, in the same transaction; ``usage`` reads it back."""
-
-        def check(session: Session, transcript_id: int) -> None:
-            row = session.get(TranscriptRow, transcript_id)
-            if row is not None and usage:
-                row.metrics = {**(row.metrics or {}), "usage": dict(usage)}
-
-        return check
-
-    def usage(self, transcript_id: int) -> dict[str, float]:
-        """What paid services cost for a stored transcript (see ``keep_usage``); {} if none."""
-        from sqlalchemy import select
-
-        query = select(TranscriptRow.metrics).where(TranscriptRow.id == transcript_id)
-        with self.database.session() as session:
-            metrics = session.execute(query).scalar()
-        found = metrics.get("usage") if isinstance(metrics, dict) else None
-        return {str(k): float(v) for k, v in found.items()} if isinstance(found, dict) else {}
-
     def summaries(
         self, limit: int = 50, path: str | None = None, since: datetime | None = None
     ) -> list[TranscriptSummary]:
