@@ -166,7 +166,7 @@ def test_a_file_with_no_speech_says_so(db_url: str, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["transcribe", str(JFK), "-m", "tiny-en"], "error: unknown model 'tiny-en'"),
-        (["transcribe", str(JFK), "-p", "v3"], "error: pipeline v3 (v2 + multi-pass accuracy) is"),
+        (["transcribe", str(JFK), "-p", "v9"], "error: unknown pipeline 'v9' (choose from v1"),
         (["transcribe", str(JFK), "-f", "srt,docx"], "error: unknown export format 'docx'"),
         (["show", "99"], "error: no transcript with id 99"),
         (["export", "99"], "error: no transcript with id 99"),
@@ -199,7 +199,7 @@ def test_empty_list_models_pipelines_and_db_upgrade(db_url: str) -> None:
     }
     pipelines = run(db_url, "pipelines")
     assert "v1  Whisper transcription  [available]" in pipelines.stdout
-    assert "v4  v3 + speaker diarization  [planned]" in pipelines.stdout
+    assert "v4  v3 + speaker diarization  [available]" in pipelines.stdout
     rows = json.loads(run(db_url, "pipelines", "--json").stdout)
     assert [r["name"] for r in rows] == ["v1", "v2", "v3", "v4"]
     # Reading created nothing (the PostgreSQL one was migrated by its fixture).

@@ -94,9 +94,14 @@ class Transcriber(Protocol):
         ...
 
     def decode_clip(
-        self, samples: Any, settings: RecognitionSettings, language: str | None
+        self,
+        samples: Any,
+        settings: RecognitionSettings,
+        language: str | None,
+        max_new_tokens: int | None = None,
     ) -> list[Segment]:
-        """Decode a short clip with the settings' temperature schedule, no VAD."""
+        """Decode a short clip with the settings' temperature schedule, no VAD (at most
+        ``max_new_tokens`` tokens a decode, where given: a loop stops there)."""
         ...
 
 
@@ -223,13 +228,18 @@ class FasterWhisperTranscriber:
         return model
 
     def decode_clip(
-        self, samples: Any, settings: RecognitionSettings, language: str | None
+        self,
+        samples: Any,
+        settings: RecognitionSettings,
+        language: str | None,
+        max_new_tokens: int | None = None,
     ) -> list[Segment]:
         self._chooser.start(active=False)
         raw, _ = self.whisper.transcribe(
             samples,
             temperature=list(settings.temperatures),
             vad_filter=False,
+            max_new_tokens=max_new_tokens,
             **self._common_options(settings, language),
         )
         return list(_reporting(raw, None))

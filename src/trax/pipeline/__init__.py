@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from trax.pipeline.versions import (
     DEFAULT_PIPELINE,
     PIPELINES,
-    PLANNED,
     PipelineError,
     PipelineInfo,
     PipelineVersion,
@@ -44,7 +43,6 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_PIPELINE",
     "PIPELINES",
-    "PLANNED",
     "Interrupted",
     "MediaInput",
     "Pipeline",

@@ -139,6 +139,82 @@ def _v2_describe() -> tuple[StageInfo, ...]:
     return (*_v1_describe(), enhance)
 
 
+SECOND_PASS_MODEL = "tiny.en", "base"
+"""v3's default pair: the fast model for pass 1, the larger bundled one for pass 2."""
+
+
+def _v3_stages(settings: TranscriptionSettings, transcriber: Transcriber) -> list[Stage]:
+    """v1's audio stages, then pass 2 over pass 1's weak spans (a second, larger model,
+    loaded once), then v2's LLM enhancement (skipped without a key), then sentences."""
+    from trax.asr.multipass import MultipassSettings, MultipassStage
+    from trax.asr.sentences import SentenceStage
+    from trax.asr.stages import RecognitionStage
+
+    stages = _v2_stages(settings, transcriber)
+    if not settings.word_timestamps:
+        return stages  # pass 2 combines word by word: without words there is nothing to weigh
+    recognition = next(s for s in stages if isinstance(s, RecognitionStage)).settings
+    second = _second_transcriber(transcriber)
+    multipass = MultipassStage(MultipassSettings(second.model_id), recognition, second)
+    audio = [s for s in stages if s.kind == "audio"]
+    later = [s for s in stages if s.kind != "audio" and not isinstance(s, SentenceStage)]
+    last = [s for s in stages if isinstance(s, SentenceStage)]
+    return [*audio, multipass, *later, *last]
+
+
+_SECOND: dict[tuple[str, str], Transcriber] = {}
+"""Pass-2 recognisers by (model name, device): resolved, verified and loaded once per
+process, however many pipelines are built."""
+
+
+def _second_transcriber(first: Transcriber) -> Transcriber:
+    from trax.asr import FasterWhisperTranscriber, resolve_model
+
+    name = SECOND_PASS_MODEL[1]
+    device = str(getattr(first, "device", "auto"))
+    if (name, device) not in _SECOND:
+        _SECOND[name, device] = FasterWhisperTranscriber(resolve_model(name), device=device)
+    second = _SECOND[name, device]
+    # One model for both passes: pass 2 is its wider, prompted decode of the weak spans.
+    return first if second.model_id == first.model_id else second
+
+
+def _v3_describe() -> tuple[StageInfo, ...]:
+    from trax.asr.models import model_unavailable
+    from trax.asr.multipass import MultipassStage
+
+    *audio, sentences = _v1_describe()
+    enhance = _v2_describe()[-1]
+    second = _info(
+        MultipassStage,
+        f"always; pass 2 with {SECOND_PASS_MODEL[1]} where pass 1 was unsure",
+        model_unavailable(SECOND_PASS_MODEL[1]),
+    )
+    return (*audio, second, enhance, sentences)
+
+
+def _v4_stages(settings: TranscriptionSettings, transcriber: Transcriber) -> list[Stage]:
+    """v3, with speaker diarization before the sentences stage (which then never joins
+    two speakers' words); without word timestamps there are no words to label."""
+    from trax.asr.sentences import SentenceStage
+    from trax.diarize.run import DiarizationSettings
+    from trax.diarize.stage import DiarizeStage
+
+    stages = _v3_stages(settings, transcriber)
+    if not settings.word_timestamps:
+        return stages
+    at = next((i for i, s in enumerate(stages) if isinstance(s, SentenceStage)), len(stages))
+    return [*stages[:at], DiarizeStage(DiarizationSettings()), *stages[at:]]
+
+
+def _v4_describe() -> tuple[StageInfo, ...]:
+    from trax.diarize.stage import DiarizeStage
+
+    *before, sentences = _v3_describe()
+    diarize = _info(DiarizeStage, "with word timestamps", DiarizeStage.unavailable_now())
+    return (*before, diarize, sentences)
+
+
 def _info(stage: Any, when: str, reason: str | None) -> StageInfo:
     """A stage class's own description (class attributes: nothing is built)."""
     return StageInfo(
@@ -156,13 +232,9 @@ def _info(stage: Any, when: str, reason: str | None) -> StageInfo:
 PIPELINES: dict[str, PipelineVersion] = {
     "v1": PipelineVersion("v1", "Whisper transcription", _v1_stages, _v1_describe),
     "v2": PipelineVersion("v2", "v1 + LLM enhancement", _v2_stages, _v2_describe),
+    "v3": PipelineVersion("v3", "v2 + multi-pass accuracy", _v3_stages, _v3_describe),
+    "v4": PipelineVersion("v4", "v3 + speaker diarization", _v4_stages, _v4_describe),
 }
-
-PLANNED: dict[str, str] = {
-    "v3": "v2 + multi-pass accuracy",
-    "v4": "v3 + speaker diarization",
-}
-"""Versions not built yet: listed so users know what is coming, never runnable."""
 
 DEFAULT_PIPELINE = "v1"
 
@@ -171,15 +243,11 @@ def get_pipeline(name: str) -> PipelineVersion:
     version = PIPELINES.get(name)
     if version is not None:
         return version
-    ready = ", ".join(PIPELINES)
-    if name in PLANNED:
-        raise PipelineError(f"pipeline {name} ({PLANNED[name]}) is not available yet; use {ready}")
-    known = ", ".join([*PIPELINES, *PLANNED])
-    raise PipelineError(f"unknown pipeline '{name}' (choose from {known})")
+    raise PipelineError(f"unknown pipeline '{name}' (choose from {', '.join(PIPELINES)})")
 
 
 def describe() -> list[PipelineInfo]:
-    """Every version, built and planned, with its stages and whether it can run now."""
+    """Every version with its stages and whether it can run now."""
     infos = []
     for version in PIPELINES.values():
         stages = version.describe()
@@ -188,6 +256,4 @@ def describe() -> list[PipelineInfo]:
         infos.append(
             PipelineInfo(version.name, version.title, not reasons, "; ".join(reasons), stages)
         )
-    for name, title in PLANNED.items():
-        infos.append(PipelineInfo(name, title, False, "planned", ()))
     return infos
